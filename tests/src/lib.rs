@@ -1,1 +1,48 @@
-//! placeholder
+//! Test harness for Shardline's end-to-end tests.
+//!
+//! The tests in `tests/tests/` run the real `shardline` binary as child
+//! processes against kinesis-mock (Kinesis) and dynalite (DynamoDB), which
+//! `scripts/test` starts on loopback ports and announces through
+//! `SHARDLINE_TEST_KINESIS_ENDPOINT` and `SHARDLINE_TEST_DYNAMODB_ENDPOINT`.
+//! Without them a test prints why it is skipped and passes, except under
+//! `CI=true`, where it fails.
+//!
+//! Pieces, in the order a test uses them:
+//! - [`Emulators`]: the endpoints, or a skip.
+//! - [`TestDir`]: a scratch directory under `target/e2e/`, kept when the
+//!   test fails.
+//! - [`Kinesis`]: fresh streams, `PutRecords` with retries, KPL aggregates,
+//!   `SplitShard`.
+//! - [`PipelineSpec`]: writes the pipeline TOML file a worker runs.
+//! - [`Worker`]: a `shardline run` child process (kill -9, SIGTERM, logs).
+//! - [`read_ndjson_dir`] / [`OutputRecord`]: what the file sink and the
+//!   dead-letter sink wrote.
+//! - [`LeaseTable`]: raw scans of the KCL lease table.
+//! - [`wait_until`]: poll a condition with a deadline; tests never sleep for
+//!   a fixed "long enough".
+
+mod binary;
+mod emulators;
+mod kinesis;
+mod kpl;
+mod leases;
+mod output;
+mod pipeline;
+mod sequence;
+mod wait;
+mod worker;
+
+pub use binary::shardline_bin;
+pub use emulators::{unique_name, Emulators, TestDir};
+pub use kinesis::{Kinesis, PutResult, ShardInfo, TestRecord};
+pub use kpl::{aggregate as kpl_aggregate, AGGREGATION_MAGIC};
+pub use leases::{Lease, LeaseTable};
+pub use output::{read_ndjson_dir, OutputRecord};
+pub use pipeline::{LeaseStore, PipelineSpec};
+pub use sequence::{cmp_checkpoint, cmp_sequence, is_sequence_number};
+pub use wait::wait_until;
+pub use worker::Worker;
+
+/// How long a test waits for a condition that depends on the binary doing
+/// its work (delivery, lease balancing, failover), before failing.
+pub const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);

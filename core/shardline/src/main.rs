@@ -1,1 +1,177 @@
-fn main() {}
+//! `shardline`: run Kinesis pipelines, validate pipeline files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use shardline::config::{self, ConfigError};
+use shardline::runtime::{self, RunOptions};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "shardline", version, about = "Checkpointed Kinesis shard workers feeding TOML-declared pipelines")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "SHARDLINE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one or more pipelines until SIGINT/SIGTERM, then drain: flush
+    /// buffers, checkpoint, release leases.
+    Run {
+        /// Pipeline files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// This worker's id in the lease table. Default: host name plus a
+        /// random suffix.
+        #[arg(long, env = "SHARDLINE_WORKER_ID")]
+        worker_id: Option<String>,
+        /// Address of the /metrics, /health and /ready endpoint.
+        #[arg(long, env = "SHARDLINE_METRICS_ADDRESS", default_value = "127.0.0.1:9464")]
+        metrics_address: String,
+        /// Longest graceful shutdown before leases are left to expire.
+        #[arg(long, env = "SHARDLINE_SHUTDOWN_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+        shutdown_timeout: Duration,
+    },
+    /// Check pipeline files without touching the network; reports
+    /// file:line:column of every problem. Exit status 0 when all are valid.
+    Validate {
+        /// Pipeline files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Run { files, worker_id, metrics_address, shutdown_timeout } => {
+            let configs = match load_all(&files) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let worker_id = worker_id.unwrap_or_else(default_worker_id);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run(configs, worker_id, metrics_address, shutdown_timeout))
+        }
+    }
+}
+
+async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_address: String, shutdown_timeout: Duration) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    runtime::cancel_on_signals(shutdown.clone());
+    let telemetry = shardline::metrics::Telemetry::global();
+    let server_stop = CancellationToken::new();
+    match shardline::http::serve(&metrics_address, telemetry, server_stop.clone()).await {
+        Ok(address) => tracing::info!(address = %address, "metrics endpoint listening"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the metrics endpoint");
+            return ExitCode::FAILURE;
+        }
+    }
+    tracing::info!(worker_id = %worker_id, pipelines = configs.len(), "shardline starting");
+    let result = runtime::run_all(configs, RunOptions { worker_id, shutdown_timeout }, shutdown).await;
+    server_stop.cancel();
+    match result {
+        Ok(()) => {
+            tracing::info!("shardline stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "shardline stopped with an error");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_all(files: &[PathBuf]) -> Result<Vec<config::PipelineConfig>, ExitCode> {
+    let mut configs = Vec::new();
+    let mut failed = false;
+    for file in files {
+        match config::load_file(file) {
+            Ok(c) => configs.push(c),
+            Err(e) => {
+                report(&e);
+                failed = true;
+            }
+        }
+    }
+    let mut names: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+        eprintln!("error: two pipeline files use the name {:?}; names must be unique in one process", pair[0]);
+        failed = true;
+    }
+    if failed {
+        Err(ExitCode::FAILURE)
+    } else {
+        Ok(configs)
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    match load_all(files) {
+        Ok(configs) => {
+            for (file, config) in files.iter().zip(&configs) {
+                println!("{}: ok (pipeline {:?}, sink {:?})", file.display(), config.name, config.sink_type().unwrap_or("?"));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn report(error: &ConfigError) {
+    for line in error.to_string().lines() {
+        eprintln!("error: {line}");
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "shardline".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SHARDLINE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

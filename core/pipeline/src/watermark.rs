@@ -1,0 +1,195 @@
+//! The acknowledgement watermark of one shard: which position may be
+//! checkpointed.
+//!
+//! Every input record is registered with the number of outputs it produced
+//! and acknowledged once per output (delivered or dead-lettered). The
+//! checkpointable position is the highest one such that it and every record
+//! registered before it were fully acknowledged. Entries live in a
+//! `VecDeque` whose front is the oldest unfinished record; a [`Ticket`] is
+//! an absolute index, so an acknowledgement is O(1) and advancing the front
+//! is O(1) amortized.
+
+use std::collections::VecDeque;
+
+use shardline_api::Position;
+
+/// A handle to one registered record, acknowledged once per output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket(u64);
+
+#[derive(Debug)]
+struct Entry {
+    position: Position,
+    /// Outputs not yet acknowledged.
+    remaining: u32,
+}
+
+/// Tracks acknowledgements of one shard's records. Pure and single-threaded.
+#[derive(Debug, Default)]
+pub struct Watermark {
+    entries: VecDeque<Entry>,
+    /// Absolute index of `entries[0]`.
+    base: u64,
+    /// Position of the last record popped off the front.
+    done: Option<Position>,
+}
+
+impl Watermark {
+    /// An empty watermark: nothing checkpointable yet.
+    pub fn new() -> Self {
+        Watermark::default()
+    }
+
+    /// Registers the next record (positions must be registered in
+    /// increasing order) with the number of outputs it produced. A record
+    /// with no outputs is done at once.
+    pub fn register(&mut self, position: Position, outputs: u32) -> Ticket {
+        let ticket = Ticket(self.base + self.entries.len() as u64);
+        self.entries.push_back(Entry { position, remaining: outputs });
+        self.advance();
+        ticket
+    }
+
+    /// Acknowledges one output of the ticket's record. Acknowledgements may
+    /// come in any order; extra ones for a finished record are ignored.
+    pub fn ack(&mut self, ticket: Ticket) {
+        let Some(offset) = ticket.0.checked_sub(self.base) else {
+            return; // already finished and popped
+        };
+        let Ok(offset) = usize::try_from(offset) else {
+            return;
+        };
+        if let Some(entry) = self.entries.get_mut(offset) {
+            entry.remaining = entry.remaining.saturating_sub(1);
+            if offset == 0 {
+                self.advance();
+            }
+        }
+    }
+
+    /// The highest position such that every record up to and including it
+    /// was fully acknowledged; `None` before the first one.
+    pub fn checkpoint(&self) -> Option<Position> {
+        self.done.clone()
+    }
+
+    /// Records registered but not fully acknowledged (counting finished
+    /// records still behind an unfinished one).
+    pub fn outstanding(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn advance(&mut self) {
+        while self.entries.front().is_some_and(|e| e.remaining == 0) {
+            if let Some(entry) = self.entries.pop_front() {
+                self.done = Some(entry.position);
+                self.base += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use shardline_api::SequenceNumber;
+
+    use super::*;
+
+    fn pos(i: usize) -> Position {
+        // Several user records share a sequence number, as in a KPL aggregate.
+        let seq = SequenceNumber::parse(&(1000 + i / 3).to_string()).expect("digits");
+        Position::new(seq, (i % 3) as u64)
+    }
+
+    #[test]
+    fn filtered_records_are_done_at_once() {
+        let mut w = Watermark::new();
+        assert_eq!(w.checkpoint(), None);
+        w.register(pos(0), 0);
+        assert_eq!(w.checkpoint(), Some(pos(0)));
+        let t1 = w.register(pos(1), 2);
+        w.register(pos(2), 0);
+        assert_eq!(w.checkpoint(), Some(pos(0)));
+        assert_eq!(w.outstanding(), 2);
+        w.ack(t1);
+        assert_eq!(w.checkpoint(), Some(pos(0)));
+        w.ack(t1);
+        assert_eq!(w.checkpoint(), Some(pos(2)));
+        assert_eq!(w.outstanding(), 0);
+        w.ack(t1); // extra acks are ignored
+        assert_eq!(w.checkpoint(), Some(pos(2)));
+    }
+
+    proptest! {
+        /// Random output counts and a random interleaving of every
+        /// acknowledgement (with duplicates beyond the output count): the
+        /// checkpoint always equals a naive model's highest fully
+        /// acknowledged prefix, is monotonic, and never passes an
+        /// unacknowledged record.
+        #[test]
+        fn matches_naive_model(
+            outputs in proptest::collection::vec(0u32..4, 0..40),
+            order_seed in proptest::collection::vec(any::<u32>(), 0..200),
+            extra in proptest::collection::vec(any::<u32>(), 0..10),
+            register_every in 1usize..6,
+        ) {
+            // Every ack to make: one per output, plus some duplicates.
+            let mut acks: Vec<usize> = outputs.iter().enumerate()
+                .flat_map(|(i, &n)| std::iter::repeat_n(i, n as usize)).collect();
+            if !outputs.is_empty() {
+                acks.extend(extra.iter().map(|&e| e as usize % outputs.len()));
+            }
+            // Shuffle with the seed.
+            for (i, &s) in order_seed.iter().enumerate() {
+                if acks.len() > 1 {
+                    let a = i % acks.len();
+                    let b = s as usize % acks.len();
+                    acks.swap(a, b);
+                }
+            }
+
+            let mut w = Watermark::new();
+            let mut tickets: Vec<Ticket> = Vec::new();
+            let mut acked = vec![0u32; outputs.len()];
+            let mut last: Option<Position> = None;
+            let mut pending = acks.into_iter().peekable();
+            let mut registered = 0;
+            loop {
+                // Interleave registration with acknowledgement.
+                for _ in 0..register_every {
+                    if registered < outputs.len() {
+                        tickets.push(w.register(pos(registered), outputs[registered]));
+                        registered += 1;
+                    }
+                }
+                let mut step = 0;
+                while step < register_every {
+                    let Some(&i) = pending.peek() else { break };
+                    if i >= registered { break; }
+                    pending.next();
+                    w.ack(tickets[i]);
+                    acked[i] += 1;
+                    step += 1;
+                }
+                // Naive model: the longest prefix of registered, fully acked records.
+                let prefix = (0..registered).take_while(|&i| acked[i] >= outputs[i]).count();
+                let expected = prefix.checked_sub(1).map(pos);
+                prop_assert_eq!(w.checkpoint(), expected.clone());
+                prop_assert!(w.checkpoint() >= last, "checkpoint went backwards");
+                if let Some(cp) = w.checkpoint() {
+                    for i in 0..registered {
+                        if pos(i) <= cp {
+                            prop_assert!(acked[i] >= outputs[i], "passed an unacknowledged record");
+                        }
+                    }
+                }
+                prop_assert_eq!(w.outstanding(), registered - prefix);
+                last = w.checkpoint();
+                if registered == outputs.len() && pending.peek().is_none() { break; }
+            }
+            prop_assert_eq!(w.outstanding(), 0);
+            prop_assert_eq!(w.checkpoint(), outputs.len().checked_sub(1).map(pos));
+        }
+    }
+}

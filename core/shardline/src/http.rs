@@ -1,0 +1,77 @@
+//! The operations endpoint: `/metrics` (Prometheus text), `/health`
+//! (liveness: the process serves requests) and `/ready` (every pipeline
+//! reached its source and lease store).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Telemetry;
+
+/// Binds `address` and serves the endpoints until `shutdown` is cancelled.
+/// Returns the bound address (useful with port 0).
+///
+/// # Errors
+/// The bind error, with the address in its message.
+pub async fn serve(
+    address: &str,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind the metrics address {address}: {e}"))?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, _) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics endpoint accept failed");
+                    continue;
+                }
+            };
+            let telemetry = telemetry.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let telemetry = telemetry.clone();
+                    async move { Ok::<_, Infallible>(route(&req, &telemetry)) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "metrics connection ended with an error");
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn route(req: &Request<hyper::body::Incoming>, telemetry: &Telemetry) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", telemetry.render()),
+        "/health" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/ready" if telemetry.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+        "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /health or /ready\n".to_owned()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}

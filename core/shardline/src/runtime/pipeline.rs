@@ -1,0 +1,411 @@
+//! One pipeline in a process: connect the source, the lease store and the
+//! sink, keep leases in sync with the stream's shards, and run a shard
+//! worker for every lease this worker holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use shardline_api::{Checkpoint, ShardInfo, Sink};
+use shardline_aws::AwsConnection;
+use shardline_kinesis::{KinesisSource, ReadMode, ReaderOptions, SourceError};
+use shardline_lease::{
+    CoordinatorConfig, DynamoDbLeaseStore, EmbeddedLeaseStore, LeaseCoordinator, LeaseError, LeaseHandle, LeaseStore,
+};
+use shardline_pipeline::{DeadLetter, ShardContext, ShardPipeline};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::shard_worker::{ShardExit, ShardWorker, WorkerError};
+use crate::config::{InitialPosition, LeaseStoreKind, PipelineConfig};
+use crate::metrics::Telemetry;
+use crate::sink::SinkBuildError;
+
+/// Settings of the process that apply to every pipeline.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// This worker's id in the lease table (`leaseOwner`).
+    pub worker_id: String,
+    /// How long a graceful shutdown may take before leases are left to
+    /// expire.
+    pub shutdown_timeout: Duration,
+}
+
+/// Why a pipeline stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The sink could not be built.
+    #[error("pipeline {pipeline}: {source}")]
+    Sink {
+        /// Pipeline name.
+        pipeline: String,
+        /// Cause.
+        source: SinkBuildError,
+    },
+    /// The sink is unusable (healthcheck failed permanently).
+    #[error("pipeline {pipeline}: sink healthcheck failed: {message}")]
+    SinkUnhealthy {
+        /// Pipeline name.
+        pipeline: String,
+        /// Cause.
+        message: String,
+    },
+    /// Something else in the configuration could not be built.
+    #[error("pipeline {pipeline}: {message}")]
+    Build {
+        /// Pipeline name.
+        pipeline: String,
+        /// Cause.
+        message: String,
+    },
+    /// The source failed permanently.
+    #[error("pipeline {pipeline}: {source}")]
+    Source {
+        /// Pipeline name.
+        pipeline: String,
+        /// Cause.
+        source: SourceError,
+    },
+    /// The lease store failed permanently.
+    #[error("pipeline {pipeline}: lease store: {source}")]
+    Lease {
+        /// Pipeline name.
+        pipeline: String,
+        /// Cause.
+        source: LeaseError,
+    },
+    /// A shard worker failed permanently.
+    #[error("pipeline {pipeline}: {source}")]
+    Worker {
+        /// Pipeline name.
+        pipeline: String,
+        /// Cause.
+        source: WorkerError,
+    },
+}
+
+/// Tries `op` until it succeeds, fails permanently, `attempts` run out or
+/// shutdown. Used for start-up calls so a briefly unreachable service does
+/// not kill the process, while a wrong endpoint still fails with its error.
+async fn with_startup_retries<T, E, F, Fut>(what: &str, attempts: u32, shutdown: &CancellationToken, mut op: F) -> Result<T, E>
+where
+    E: std::fmt::Display + Retriable,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.retriable() && attempt < attempts && !shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, attempt, "{what} failed, retrying in {delay:?}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(e),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(8));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+trait Retriable {
+    fn retriable(&self) -> bool;
+}
+impl Retriable for SourceError {
+    fn retriable(&self) -> bool {
+        self.kind().is_retriable()
+    }
+}
+impl Retriable for LeaseError {
+    fn retriable(&self) -> bool {
+        self.kind().is_retriable()
+    }
+}
+
+/// Runs `config` until `shutdown` is cancelled (then drains) or a permanent
+/// error stops it.
+///
+/// # Errors
+/// [`PipelineError`] naming the pipeline and the part that failed.
+pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown: CancellationToken) -> Result<(), PipelineError> {
+    let name: Arc<str> = Arc::from(config.name.as_str());
+    let pipeline = config.name.clone();
+    let telemetry = Telemetry::global();
+    telemetry.set_ready(&pipeline, false);
+    let build_error = |message: String| PipelineError::Build { pipeline: pipeline.clone(), message };
+
+    // Sink and dead-letter destination first: they need no network to build.
+    let sink = crate::sink::build(&config.sink, &pipeline).map_err(|source| PipelineError::Sink { pipeline: pipeline.clone(), source })?;
+    let dead_letter: Arc<dyn DeadLetter> = config.dead_letter.build(&pipeline).map_err(|e| build_error(format!("dead letter: {e}")))?;
+    crate::transforms::build_chain(&config.transforms).map_err(build_error)?;
+    if let Err(e) = sink.healthcheck().await {
+        if !e.kind.is_retriable() {
+            return Err(PipelineError::SinkUnhealthy { pipeline: pipeline.clone(), message: e.message });
+        }
+        tracing::warn!(pipeline = %pipeline, error = %e, "sink healthcheck failed; starting anyway, deliveries will be retried");
+    }
+
+    // Source.
+    let source_connection = AwsConnection {
+        region: config.source.region.clone(),
+        endpoint: config.source.endpoint.clone(),
+        profile: config.source.profile.clone(),
+    };
+    let kinesis_client = aws_sdk_kinesis::Client::new(&shardline_aws::load_sdk_config(&source_connection).await);
+    let stream = config.source.stream.clone();
+    let source = with_startup_retries("connecting to the stream", 5, &shutdown, || KinesisSource::connect(kinesis_client.clone(), &stream))
+        .await
+        .map_err(|source| PipelineError::Source { pipeline: pipeline.clone(), source })?;
+    let read_mode = match config.source.read {
+        crate::config::ReadMode::Polling => ReadMode::Polling,
+        crate::config::ReadMode::FanOut => {
+            let consumer_name = config.source.consumer_name.clone().unwrap_or_else(|| pipeline.clone());
+            ReadMode::FanOut { consumer_name }
+        }
+    };
+
+    // Lease store.
+    let table = config.lease_table().to_owned();
+    let store: Arc<dyn LeaseStore> = match config.leases.store {
+        LeaseStoreKind::Embedded => Arc::new(
+            EmbeddedLeaseStore::open(&config.leases.state_dir, &table)
+                .map_err(|source| PipelineError::Lease { pipeline: pipeline.clone(), source })?,
+        ),
+        LeaseStoreKind::Dynamodb => {
+            let connection = AwsConnection {
+                region: config.leases.region.clone().or_else(|| config.source.region.clone()),
+                endpoint: config.leases.endpoint.clone(),
+                profile: config.leases.profile.clone().or_else(|| config.source.profile.clone()),
+            };
+            let client = aws_sdk_dynamodb::Client::new(&shardline_aws::load_sdk_config(&connection).await);
+            Arc::new(DynamoDbLeaseStore::new(client, table.clone()))
+        }
+    };
+    with_startup_retries("preparing the lease table", 5, &shutdown, || store.ensure_table())
+        .await
+        .map_err(|source| PipelineError::Lease { pipeline: pipeline.clone(), source })?;
+
+    let initial = match config.source.initial_position {
+        InitialPosition::Latest => Checkpoint::Latest,
+        InitialPosition::TrimHorizon => Checkpoint::TrimHorizon,
+        InitialPosition::AtTimestamp => Checkpoint::AtTimestamp,
+    };
+    let at_timestamp: Option<SystemTime> = config
+        .source
+        .timestamp
+        .as_deref()
+        .map(humantime::parse_rfc3339_weak)
+        .transpose()
+        .map_err(|e| build_error(format!("source.timestamp: {e}")))?;
+    let mut shards = sync_shards(&source, store.as_ref(), &initial)
+        .await
+        .map_err(|e| match e {
+            SyncError::Source(source) => PipelineError::Source { pipeline: pipeline.clone(), source },
+            SyncError::Lease(source) => PipelineError::Lease { pipeline: pipeline.clone(), source },
+        })?;
+    tracing::info!(pipeline = %pipeline, stream = %stream, shards = shards.len(), worker_id = %options.worker_id, "pipeline started");
+    telemetry.set_ready(&pipeline, true);
+
+    let coordinator_config = CoordinatorConfig {
+        pipeline: pipeline.clone(),
+        worker_id: options.worker_id.clone(),
+        failover_time: config.leases.failover_time.get(),
+        max_leases_per_worker: config.leases.max_leases_per_worker.unwrap_or(usize::MAX),
+        max_leases_to_steal_at_once: config.leases.max_leases_to_steal_at_once,
+    };
+    let (coordinator, mut acquired) = LeaseCoordinator::start(store.clone(), coordinator_config);
+    let mut workers: JoinSet<(String, Result<ShardExit, WorkerError>)> = JoinSet::new();
+    let mut running: HashMap<String, CancellationToken> = HashMap::new();
+    let workers_shutdown = CancellationToken::new();
+    let mut sync_timer = tokio::time::interval(config.source.shard_sync_interval.get());
+    sync_timer.tick().await;
+    let reader_options = ReaderOptions {
+        pipeline: pipeline.clone(),
+        max_records: config.source.max_records,
+        idle_interval: config.source.idle_interval.get(),
+        poll_interval: config.source.poll_interval.get(),
+        max_backoff: config.source.max_backoff.get(),
+    };
+    let context = WorkerContext {
+        name: name.clone(),
+        config: &config,
+        source: &source,
+        store: &store,
+        read_mode: &read_mode,
+        reader_options: &reader_options,
+        at_timestamp,
+        sink: &sink,
+        dead_letter: &dead_letter,
+        telemetry: &telemetry,
+    };
+
+    let mut failure: Option<PipelineError> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            handle = acquired.recv() => {
+                let Some(handle) = handle else { break };
+                let shard_id = handle.lease_key().to_owned();
+                if running.get(&shard_id).is_some_and(|t| !t.is_cancelled()) {
+                    continue;
+                }
+                let token = workers_shutdown.child_token();
+                running.insert(shard_id.clone(), token.clone());
+                let worker = match context.worker(handle, shards.get(&shard_id).cloned(), token) {
+                    Ok(w) => w,
+                    Err(message) => {
+                        failure = Some(build_error(message));
+                        break;
+                    }
+                };
+                workers.spawn(async move { (shard_id, worker.run().await) });
+            }
+            _ = sync_timer.tick() => {
+                match sync_shards(&source, store.as_ref(), &initial).await {
+                    Ok(s) => shards = s,
+                    Err(e) => tracing::warn!(pipeline = %pipeline, error = %e, "shard sync failed, will retry"),
+                }
+            }
+            Some(joined) = workers.join_next() => {
+                match joined {
+                    Ok((shard_id, Ok(exit))) => {
+                        running.remove(&shard_id);
+                        tracing::debug!(pipeline = %pipeline, shard_id = %shard_id, exit = ?exit, "shard worker ended");
+                        if let ShardExit::ShardEnd(_) = exit {
+                            // Children may be new to us: list shards now rather than at the next tick.
+                            match sync_shards(&source, store.as_ref(), &initial).await {
+                                Ok(s) => shards = s,
+                                Err(e) => tracing::warn!(pipeline = %pipeline, error = %e, "shard sync failed, will retry"),
+                            }
+                        }
+                    }
+                    Ok((shard_id, Err(e))) => {
+                        running.remove(&shard_id);
+                        tracing::error!(pipeline = %pipeline, shard_id = %shard_id, error = %e, "shard worker failed permanently, stopping the pipeline");
+                        failure = Some(PipelineError::Worker { pipeline: pipeline.clone(), source: e });
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(pipeline = %pipeline, error = %e, "shard worker panicked, stopping the pipeline");
+                        failure = Some(build_error(format!("a shard worker panicked: {e}")));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    // Drain: stop taking leases, let every worker flush, checkpoint and
+    // release, then stop renewing.
+    tracing::info!(pipeline = %pipeline, shards = running.len(), "draining");
+    telemetry.set_ready(&pipeline, false);
+    coordinator.stop_taking();
+    workers_shutdown.cancel();
+    let drained = tokio::time::timeout(options.shutdown_timeout, async {
+        while let Some(joined) = workers.join_next().await {
+            if let Ok((shard_id, Err(e))) = joined {
+                tracing::error!(pipeline = %pipeline, shard_id = %shard_id, error = %e, "shard worker failed while draining");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(pipeline = %pipeline, timeout = ?options.shutdown_timeout, "shutdown timed out; remaining leases will expire");
+        workers.abort_all();
+    }
+    if let Err(e) = sink.flush().await {
+        tracing::warn!(pipeline = %pipeline, error = %e, "final sink flush failed");
+    }
+    if let Err(e) = sink.close().await {
+        tracing::warn!(pipeline = %pipeline, error = %e, "sink close failed");
+    }
+    coordinator.shutdown().await;
+    tracing::info!(pipeline = %pipeline, "pipeline stopped");
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+struct WorkerContext<'a> {
+    name: Arc<str>,
+    config: &'a PipelineConfig,
+    source: &'a KinesisSource,
+    store: &'a Arc<dyn LeaseStore>,
+    read_mode: &'a ReadMode,
+    reader_options: &'a ReaderOptions,
+    at_timestamp: Option<SystemTime>,
+    sink: &'a Arc<dyn Sink>,
+    dead_letter: &'a Arc<dyn DeadLetter>,
+    telemetry: &'a Arc<Telemetry>,
+}
+
+impl WorkerContext<'_> {
+    fn worker(&self, handle: LeaseHandle, listed: Option<ShardInfo>, shutdown: CancellationToken) -> Result<ShardWorker, String> {
+        let lease = handle.snapshot();
+        // The lease carries lineage and hash range, so a shard this process
+        // has not listed yet (created by another worker) still works.
+        let shard = listed.unwrap_or_else(|| ShardInfo {
+            shard_id: lease.lease_key.clone(),
+            parent_shard_ids: lease.parent_shard_ids.clone(),
+            starting_hash_key: lease.starting_hash_key.clone().unwrap_or_else(|| "0".to_owned()),
+            ending_hash_key: lease
+                .ending_hash_key
+                .clone()
+                .unwrap_or_else(|| u128::MAX.to_string()),
+            closed: false,
+        });
+        let context = ShardContext {
+            pipeline: self.name.clone(),
+            stream: Arc::from(self.source.stream()),
+            shard_id: Arc::from(shard.shard_id.as_str()),
+        };
+        let transforms = crate::transforms::build_chain(&self.config.transforms)?;
+        let pipeline = ShardPipeline::new(
+            context,
+            transforms,
+            self.config.buffer.clone(),
+            self.config.delivery.clone(),
+            self.sink.clone(),
+            self.dead_letter.clone(),
+        );
+        Ok(ShardWorker {
+            pipeline_name: self.name.clone(),
+            handle,
+            shard,
+            source: self.source.clone(),
+            store: self.store.clone(),
+            read_mode: self.read_mode.clone(),
+            reader_options: self.reader_options.clone(),
+            at_timestamp: self.at_timestamp,
+            checkpoint_interval: self.config.leases.checkpoint_interval.get(),
+            parent_poll_interval: (self.config.leases.failover_time.get() / 2).clamp(Duration::from_millis(200), Duration::from_secs(5)),
+            pipeline,
+            sink: self.sink.clone(),
+            shutdown,
+            telemetry: self.telemetry.clone(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error(transparent)]
+    Source(SourceError),
+    #[error(transparent)]
+    Lease(LeaseError),
+}
+
+/// Lists the stream's shards and creates leases for new ones.
+async fn sync_shards(source: &KinesisSource, store: &dyn LeaseStore, initial: &Checkpoint) -> Result<HashMap<String, ShardInfo>, SyncError> {
+    let shards = source.list_shards().await.map_err(SyncError::Source)?;
+    let created = shardline_lease::sync_leases(store, &shards, initial).await.map_err(SyncError::Lease)?;
+    if created > 0 {
+        tracing::info!(stream = %source.stream(), created, "created leases for new shards");
+    }
+    Ok(shards.into_iter().map(|s| (s.shard_id.clone(), s)).collect())
+}
