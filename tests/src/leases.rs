@@ -61,6 +61,22 @@ impl Lease {
         })
     }
 
+    /// One line per lease (owner, counter, checkpoint), keyed by shard, for
+    /// assertion messages.
+    pub fn summary(leases: &[Lease]) -> std::collections::BTreeMap<String, String> {
+        leases
+            .iter()
+            .map(|l| {
+                let checkpoint = format!("{:?}/{:?}", l.checkpoint, l.checkpoint_sub_sequence_number);
+                let line = format!(
+                    "owner={:?} counter={:?} checkpoint={checkpoint} parents={:?}",
+                    l.lease_owner, l.lease_counter, l.parent_shard_ids
+                );
+                (l.lease_key.clone(), line)
+            })
+            .collect()
+    }
+
     /// `(checkpoint, checkpointSubSequenceNumber)` for
     /// [`crate::cmp_checkpoint`], if checkpointed.
     pub fn checkpoint_position(&self) -> Option<(&str, u64)> {

@@ -22,6 +22,7 @@
 //!   a fixed "long enough".
 
 mod binary;
+mod checks;
 mod emulators;
 mod kinesis;
 mod kpl;
@@ -33,6 +34,7 @@ mod wait;
 mod worker;
 
 pub use binary::shardline_bin;
+pub use checks::{delivered_ids, delivery_counts, last_sequence_per_shard, wait_for_ids};
 pub use emulators::{unique_name, Emulators, TestDir};
 pub use kinesis::{Kinesis, PutResult, ShardInfo, TestRecord};
 pub use kpl::{aggregate as kpl_aggregate, AGGREGATION_MAGIC};

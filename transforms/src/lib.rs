@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn unknown_option_is_rejected() {
         for name in KNOWN {
-            let err = validate(name, &table("colour = \"red\"")).err().expect("unknown key rejected");
+            let err = validate(name, &table("colour = \"red\"")).expect_err("unknown key rejected");
             assert!(err.to_string().contains("colour"), "{err}");
         }
     }

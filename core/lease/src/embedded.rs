@@ -125,6 +125,10 @@ impl EmbeddedLeaseStore {
 
 #[async_trait]
 impl LeaseStore for EmbeddedLeaseStore {
+    fn table_name(&self) -> &str {
+        &self.table
+    }
+
     async fn ensure_table(&self) -> Result<(), LeaseError> {
         let leases = self.leases.lock().await;
         if let Some(path) = &self.path {

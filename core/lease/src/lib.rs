@@ -33,9 +33,6 @@ pub use lease::Lease;
 pub use shardline_api::Checkpoint;
 pub use sync::{parents_finished, sync_leases};
 
-#[doc(hidden)]
-pub use coordinator::taker::{plan_takes, LeaseView, TakePlan};
-
 /// The lease table.
 ///
 /// Every mutating call is conditional: it succeeds only when the stored
@@ -44,6 +41,11 @@ pub use coordinator::taker::{plan_takes, LeaseView, TakePlan};
 /// condition that does not hold is reported as [`LeaseError::Lost`].
 #[async_trait]
 pub trait LeaseStore: Send + Sync + 'static {
+    /// The table name, for error messages and logs.
+    fn table_name(&self) -> &str {
+        "lease table"
+    }
+
     /// Creates the table when it is missing and waits until it is usable.
     ///
     /// # Errors

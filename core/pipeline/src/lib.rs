@@ -1,8 +1,8 @@
 //! The pipeline engine of one Shardline pipeline.
 //!
 //! Per shard, [`ShardPipeline`] takes records (de-aggregated, in shard
-//! order) through the transform chain into a [`buffer`] that is flushed by
-//! record count, size or age; the [`emitter`] hands each batch to the
+//! order) through the transform chain into a buffer that is flushed by
+//! record count, size or age; the emitter hands each batch to the
 //! [`Sink`](shardline_api::Sink), retrying retriable statuses with
 //! exponential back-off and jitter and sending rejected or exhausted records
 //! to the [`DeadLetter`] destination; acknowledgements feed the

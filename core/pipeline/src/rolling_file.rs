@@ -26,7 +26,7 @@ pub(crate) struct FileError {
     source: std::io::Error,
 }
 
-fn file_error(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+fn file_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FileError + 'a {
     move |source| FileError { op, path: path.to_owned(), source }
 }
 

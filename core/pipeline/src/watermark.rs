@@ -32,6 +32,8 @@ pub struct Watermark {
     base: u64,
     /// Position of the last record popped off the front.
     done: Option<Position>,
+    /// Registered records with outputs still unacknowledged.
+    unfinished: usize,
 }
 
 impl Watermark {
@@ -45,6 +47,9 @@ impl Watermark {
     /// with no outputs is done at once.
     pub fn register(&mut self, position: Position, outputs: u32) -> Ticket {
         let ticket = Ticket(self.base + self.entries.len() as u64);
+        if outputs > 0 {
+            self.unfinished += 1;
+        }
         self.entries.push_back(Entry { position, remaining: outputs });
         self.advance();
         ticket
@@ -60,7 +65,13 @@ impl Watermark {
             return;
         };
         if let Some(entry) = self.entries.get_mut(offset) {
-            entry.remaining = entry.remaining.saturating_sub(1);
+            if entry.remaining == 0 {
+                return; // finished, behind an unfinished record
+            }
+            entry.remaining -= 1;
+            if entry.remaining == 0 {
+                self.unfinished -= 1;
+            }
             if offset == 0 {
                 self.advance();
             }
@@ -73,10 +84,9 @@ impl Watermark {
         self.done.clone()
     }
 
-    /// Records registered but not fully acknowledged (counting finished
-    /// records still behind an unfinished one).
+    /// Records registered but not yet fully acknowledged.
     pub fn outstanding(&self) -> usize {
-        self.entries.len()
+        self.unfinished
     }
 
     fn advance(&mut self) {
@@ -111,7 +121,7 @@ mod tests {
         let t1 = w.register(pos(1), 2);
         w.register(pos(2), 0);
         assert_eq!(w.checkpoint(), Some(pos(0)));
-        assert_eq!(w.outstanding(), 2);
+        assert_eq!(w.outstanding(), 1);
         w.ack(t1);
         assert_eq!(w.checkpoint(), Some(pos(0)));
         w.ack(t1);
@@ -184,7 +194,8 @@ mod tests {
                         }
                     }
                 }
-                prop_assert_eq!(w.outstanding(), registered - prefix);
+                let unfinished = (0..registered).filter(|&i| acked[i] < outputs[i]).count();
+                prop_assert_eq!(w.outstanding(), unfinished);
                 last = w.checkpoint();
                 if registered == outputs.len() && pending.peek().is_none() { break; }
             }

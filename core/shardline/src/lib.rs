@@ -8,6 +8,7 @@
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod put;
 pub mod runtime;
 pub mod sink;
 pub mod transforms;

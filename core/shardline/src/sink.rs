@@ -45,7 +45,15 @@ pub fn validate(table: &toml::Table) -> Result<(), (Option<String>, String)> {
     let rest = without_type(table);
     let result = match kind {
         "stdout" => StdoutSinkConfig::deserialize(rest).map(|_| ()),
-        "file" => FileSinkConfig::deserialize(rest).map(|_| ()),
+        "file" => match FileSinkConfig::deserialize(rest) {
+            Ok(cfg) => {
+                return cfg.validate().map_err(|problems| {
+                    let (key, message) = problems.into_iter().next().unwrap_or_default();
+                    (Some(key), format!("sink `file`: {message}"))
+                })
+            }
+            Err(e) => Err(e),
+        },
         other => {
             return Err((Some("type".into()), SinkBuildError::UnknownType { kind: other.to_owned() }.to_string()));
         }

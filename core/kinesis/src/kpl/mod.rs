@@ -178,6 +178,14 @@ pub(crate) fn parse(data: &Bytes) -> Result<Aggregate, ()> {
     proto::decode_aggregated(data, MAGIC.len(), body_end).map_err(|_: ProtoError| ())
 }
 
+/// Test access to the raw protobuf encoder (to build invalid aggregates).
+#[cfg(test)]
+pub(crate) mod proto_for_tests {
+    pub(crate) fn encode(pks: &[&str], ehks: &[&str], records: &[(u64, Option<u64>, &[u8])]) -> Vec<u8> {
+        super::proto::encode_aggregated(pks, ehks, records)
+    }
+}
+
 /// A parsed aggregate.
 pub(crate) type Aggregate = AggregatedMessage;
 

@@ -300,14 +300,14 @@ mod tests {
     #[test]
     fn skips_unknown_fields_of_every_wire_type() {
         let mut msg = Vec::new();
-        put_varint(&mut msg, (9 << 3) | 0); // varint
+        put_varint(&mut msg, 9 << 3); // varint
         put_varint(&mut msg, 300);
         put_varint(&mut msg, (10 << 3) | 1); // fixed64
         msg.extend_from_slice(&[1; 8]);
         put_varint(&mut msg, (11 << 3) | 5); // fixed32
         msg.extend_from_slice(&[1; 4]);
         put_varint(&mut msg, (12 << 3) | 3); // group with a nested group
-        put_varint(&mut msg, (1 << 3) | 0);
+        put_varint(&mut msg, 1 << 3);
         put_varint(&mut msg, 7);
         put_varint(&mut msg, (2 << 3) | 3);
         put_varint(&mut msg, (2 << 3) | 4);
@@ -315,7 +315,7 @@ mod tests {
         put_len_field(&mut msg, 13, b"ignored");
         put_len_field(&mut msg, 1, b"pk");
         // field 1 with the wrong wire type is an unknown field
-        put_varint(&mut msg, (1 << 3) | 0);
+        put_varint(&mut msg, 1 << 3);
         put_varint(&mut msg, 5);
         let mut record = Vec::new();
         put_varint(&mut record, 1 << 3);

@@ -177,6 +177,10 @@ impl DynamoDbLeaseStore {
 
 #[async_trait]
 impl LeaseStore for DynamoDbLeaseStore {
+    fn table_name(&self) -> &str {
+        &self.table
+    }
+
     async fn ensure_table(&self) -> Result<(), LeaseError> {
         let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
         let mut delay = Duration::from_millis(50);
@@ -328,8 +332,11 @@ impl LeaseStore for DynamoDbLeaseStore {
         let update = if children.is_empty() {
             update.expression("SET #counter = :new_counter REMOVE #children")
         } else {
+            let mut unique = children.to_vec();
+            unique.sort();
+            unique.dedup();
             update
-                .value(":children", AttributeValue::Ss(children.to_vec()))
+                .value(":children", AttributeValue::Ss(unique))
                 .expression("SET #counter = :new_counter, #children = :children")
         };
         self.update(update).await

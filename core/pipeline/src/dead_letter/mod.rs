@@ -2,7 +2,7 @@
 //! on, that the sink rejected, or whose retries ran out, each with the
 //! reason and the stage that gave up on it.
 //!
-//! `[dead_letter]` in a pipeline's configuration picks a [`file`]
+//! `[dead_letter]` in a pipeline's configuration picks a [`file`](mod@file)
 //! destination (NDJSON files, the default) or `stderr`.
 
 pub mod file;

@@ -6,7 +6,10 @@
 //! [`PipelineConfig::check`] runs the semantic checks (ranges, references,
 //! the sink's and transforms' own validation). Every problem is reported
 //! with the file, line and column it comes from (see [`locate`]).
+//! `${VAR}` and `${VAR:-default}` are replaced from the environment first
+//! (see [`interpolate`]).
 
+mod interpolate;
 mod locate;
 mod model;
 mod validate;

@@ -78,6 +78,15 @@ pub fn load_file(file: &Path) -> Result<PipelineConfig, ConfigError> {
 /// # Errors
 /// [`ConfigError::Invalid`] with every problem found.
 pub fn load_str(text: &str, file: &Path) -> Result<PipelineConfig, ConfigError> {
+    let original = Locator::new(text);
+    let text = super::interpolate::interpolate(text, |name| std::env::var(name).ok()).map_err(|errors| ConfigError::Invalid {
+        file: file.to_owned(),
+        problems: errors
+            .into_iter()
+            .map(|e| Problem { path: String::new(), message: e.message, location: Some(original.position(e.offset)) })
+            .collect(),
+    })?;
+    let text = text.as_str();
     let locator = Locator::new(text);
     let config: PipelineConfig = match toml::from_str(text) {
         Ok(c) => c,

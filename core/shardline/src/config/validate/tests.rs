@@ -66,7 +66,7 @@ fn unknown_key_points_at_its_line() {
     let p = only(&text);
     assert!(p.message.contains("unknown field `max_agee`"), "{p:?}");
     let at = p.location.expect("located");
-    assert_eq!(at.line, 20);
+    assert_eq!(at.line, 19);
     assert_eq!(at.column, 1);
 }
 
@@ -75,7 +75,7 @@ fn bad_size_is_reported_with_position() {
     let text = GOOD.replace("\"5MiB\"", "\"5 bananas\"");
     let p = only(&text);
     assert!(p.message.contains("invalid size"), "{p:?}");
-    assert_eq!(p.location.expect("located").line, 18);
+    assert_eq!(p.location.expect("located").line, 17);
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn semantic_errors_point_at_keys() {
     let text = GOOD.replace("max_records = 1000", "max_records = 0");
     let p = only(&text);
     assert_eq!(p.path, "buffer.max_records");
-    assert_eq!(p.location.expect("located").line, 17);
+    assert_eq!(p.location.expect("located").line, 16);
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn unknown_sink_type_names_it() {
     let p = only(&text);
     assert!(p.message.contains("unknown sink type `kafka`"), "{p:?}");
     assert!(p.message.contains("stdout, file"), "{p:?}");
-    assert_eq!(p.location.expect("located").line, 21);
+    assert_eq!(p.location.expect("located").line, 20);
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn sink_keys_are_checked() {
     let text = GOOD.replace("path = \"./out\"", "pth = \"./out\"");
     let p = only(&text);
     assert!(p.message.contains("pth"), "{p:?}");
-    assert_eq!(p.location.expect("located").line, 22);
+    assert_eq!(p.location.expect("located").line, 21);
 }
 
 #[test]

@@ -1,0 +1,316 @@
+//! End-to-end tests against a Kinesis emulator (kinesis-mock).
+//!
+//! Set `SHARDLINE_TEST_KINESIS_ENDPOINT=http://127.0.0.1:PORT` (kinesis-mock's
+//! plain port). Without it every test prints a skip message, unless `CI=true`,
+//! where a missing emulator is a failure. Each test uses a fresh stream.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::types::StreamStatus;
+use aws_sdk_kinesis::Client;
+use aws_smithy_types::Blob;
+use bytes::Bytes;
+use shardline_api::{ErrorKind, Position, Record, SequenceNumber};
+use shardline_kinesis::kpl::{aggregate, UserRecord};
+use shardline_kinesis::{KinesisSource, ReadBatch, ReadMode, ReaderOptions, ShardReader, SourceError, StartPosition};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn endpoint() -> Option<String> {
+    match std::env::var("SHARDLINE_TEST_KINESIS_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("SHARDLINE_TEST_KINESIS_ENDPOINT must be set when CI=true");
+            }
+            println!("skipped: SHARDLINE_TEST_KINESIS_ENDPOINT not set");
+            None
+        }
+    }
+}
+
+fn client(endpoint: &str) -> Client {
+    Client::new(&shardline_aws::emulator_sdk_config(endpoint))
+}
+
+fn options() -> ReaderOptions {
+    ReaderOptions {
+        pipeline: "test".into(),
+        idle_interval: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(1),
+        ..ReaderOptions::default()
+    }
+}
+
+async fn wait_active(client: &Client, stream: &str) {
+    let start = Instant::now();
+    loop {
+        let out = client.describe_stream_summary().stream_name(stream).send().await;
+        if let Ok(out) = out {
+            if out.stream_description_summary.map(|d| d.stream_status) == Some(StreamStatus::Active) {
+                return;
+            }
+        }
+        assert!(start.elapsed() < DEADLINE, "stream {stream} not active in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn new_stream(client: &Client, shards: i32) -> String {
+    let name = format!("shardline-test-{:016x}", rand::random::<u64>());
+    client.create_stream().stream_name(&name).shard_count(shards).send().await.unwrap();
+    wait_active(client, &name).await;
+    name
+}
+
+async fn put(client: &Client, stream: &str, partition_key: &str, data: Vec<u8>) -> String {
+    let out = client.put_record().stream_name(stream).partition_key(partition_key).data(Blob::new(data)).send().await.unwrap();
+    out.sequence_number
+}
+
+async fn split_in_half(client: &Client, stream: &str, shard_id: &str) {
+    client
+        .split_shard()
+        .stream_name(stream)
+        .shard_to_split(shard_id)
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_active(client, stream).await;
+}
+
+/// Reads until `want` records or the shard's end, with a deadline.
+async fn read(reader: &mut Box<dyn ShardReader>, want: usize) -> (Vec<Record>, Option<Vec<String>>) {
+    let start = Instant::now();
+    let mut records = Vec::new();
+    loop {
+        let ReadBatch { records: batch, shard_end, .. } = reader.next_batch().await.unwrap();
+        records.extend(batch);
+        if shard_end.is_some() || records.len() >= want {
+            return (records, shard_end);
+        }
+        assert!(start.elapsed() < DEADLINE, "read {} of {want} records before the deadline", records.len());
+    }
+}
+
+fn user(pk: &str, data: &str) -> UserRecord {
+    UserRecord { partition_key: pk.into(), explicit_hash_key: None, data: Bytes::copy_from_slice(data.as_bytes()) }
+}
+
+fn summary(records: &[Record]) -> Vec<(u64, String, bool)> {
+    records
+        .iter()
+        .map(|r| (r.meta.sub_sequence_number, String::from_utf8(r.payload.to_bytes().to_vec()).unwrap(), r.meta.aggregated))
+        .collect()
+}
+
+#[tokio::test]
+async fn stream_not_found_names_the_stream_and_endpoint() {
+    let Some(endpoint) = endpoint() else { return };
+    let err = KinesisSource::connect(client(&endpoint), "no-such-stream-for-shardline").await.unwrap_err();
+    assert!(matches!(err, SourceError::StreamNotFound { .. }), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Permanent);
+    let message = err.to_string();
+    assert!(message.contains("no-such-stream-for-shardline") && message.contains(&endpoint), "{message}");
+}
+
+#[tokio::test]
+async fn list_shards_after_a_split() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = client(&endpoint);
+    let stream = new_stream(&client, 1).await;
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    assert!(source.stream_arn().contains(&stream), "{}", source.stream_arn());
+    let before = source.list_shards().await.unwrap();
+    assert_eq!(before.len(), 1);
+    assert!(!before[0].closed);
+    split_in_half(&client, &stream, &before[0].shard_id).await;
+
+    let shards = source.list_shards().await.unwrap();
+    assert_eq!(shards.len(), 3, "{shards:?}");
+    let parent = shards.iter().find(|s| s.shard_id == before[0].shard_id).unwrap();
+    assert!(parent.closed);
+    let children: Vec<_> = shards.iter().filter(|s| s.parent_shard_ids == vec![parent.shard_id.clone()]).collect();
+    assert_eq!(children.len(), 2, "{shards:?}");
+    assert!(children.iter().all(|c| !c.closed));
+    let mut ranges: Vec<_> = children.iter().map(|c| (c.starting_hash_key.clone(), c.ending_hash_key.clone())).collect();
+    ranges.sort_by_key(|(start, _)| start.parse::<u128>().unwrap());
+    assert_eq!(ranges[0], ("0".to_string(), ((1u128 << 127) - 1).to_string()));
+    assert_eq!(ranges[1], ((1u128 << 127).to_string(), u128::MAX.to_string()));
+}
+
+#[tokio::test]
+async fn polling_reads_aggregates_and_resumes_after_a_position() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = client(&endpoint);
+    let stream = new_stream(&client, 1).await;
+    put(&client, &stream, "p", b"first".to_vec()).await;
+    let agg_seq = put(&client, &stream, "agg", aggregate(&[user("a", "a0"), user("b", "a1"), user("c", "a2")])).await;
+    put(&client, &stream, "p", b"last".to_vec()).await;
+
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    let shard = source.list_shards().await.unwrap().remove(0);
+    let mut reader = source.reader(&shard, StartPosition::TrimHorizon, &ReadMode::Polling, options());
+    let (records, end) = read(&mut reader, 5).await;
+    assert_eq!(end, None);
+    assert_eq!(
+        summary(&records),
+        vec![
+            (0, "first".into(), false),
+            (0, "a0".into(), true),
+            (1, "a1".into(), true),
+            (2, "a2".into(), true),
+            (0, "last".into(), false)
+        ]
+    );
+    let agg_seq = SequenceNumber::parse(&agg_seq).unwrap();
+    assert!(records[1..4].iter().all(|r| r.meta.sequence_number == agg_seq));
+    assert_eq!(records[2].meta.partition_key, "b");
+    assert_eq!(&*records[0].meta.stream, stream.as_str());
+    assert_eq!(&*records[0].meta.shard_id, shard.shard_id.as_str());
+
+    // an empty batch at the tip is normal
+    let idle = reader.next_batch().await.unwrap();
+    assert!(idle.records.is_empty() && idle.shard_end.is_none());
+
+    // resume after the middle user record of the aggregate
+    let after = Position::new(agg_seq, 1);
+    let mut resumed = source.reader(&shard, StartPosition::After(after), &ReadMode::Polling, options());
+    let (records, _) = read(&mut resumed, 2).await;
+    assert_eq!(summary(&records), vec![(2, "a2".into(), true), (0, "last".into(), false)]);
+}
+
+#[tokio::test]
+async fn polling_reports_shard_end_with_children() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = client(&endpoint);
+    let stream = new_stream(&client, 1).await;
+    put(&client, &stream, "p", b"one".to_vec()).await;
+    put(&client, &stream, "p", b"two".to_vec()).await;
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    let parent = source.list_shards().await.unwrap().remove(0);
+    split_in_half(&client, &stream, &parent.shard_id).await;
+
+    let mut reader = source.reader(&parent, StartPosition::TrimHorizon, &ReadMode::Polling, options());
+    let (records, end) = read(&mut reader, usize::MAX).await;
+    assert_eq!(summary(&records), vec![(0, "one".into(), false), (0, "two".into(), false)]);
+    let mut children = end.expect("shard end");
+    children.sort();
+    let mut expected: Vec<_> = source
+        .list_shards()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.parent_shard_ids.contains(&parent.shard_id))
+        .map(|s| s.shard_id)
+        .collect();
+    expected.sort();
+    assert_eq!(children, expected);
+    assert_eq!(children.len(), 2);
+}
+
+#[tokio::test]
+async fn fan_out_reads_records() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = client(&endpoint);
+    let stream = new_stream(&client, 1).await;
+    put(&client, &stream, "p", b"before".to_vec()).await;
+    put(&client, &stream, "agg", aggregate(&[user("a", "x"), user("b", "y")])).await;
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    let shard = source.list_shards().await.unwrap().remove(0);
+    let mode = ReadMode::FanOut { consumer_name: "shardline-test".into() };
+    let mut reader = source.reader(&shard, StartPosition::TrimHorizon, &mode, options());
+    let (records, _) = read(&mut reader, 3).await;
+    assert_eq!(summary(&records), vec![(0, "before".into(), false), (0, "x".into(), true), (1, "y".into(), true)]);
+    // the consumer is registered once and reused
+    let arn = source.ensure_consumer("shardline-test").await.unwrap();
+    assert!(arn.contains("shardline-test"), "{arn}");
+
+    put(&client, &stream, "p", b"after".to_vec()).await;
+    let (records, _) = read(&mut reader, 1).await;
+    assert_eq!(summary(&records), vec![(0, "after".into(), false)]);
+}
+
+/// Replaces some `GetRecords` responses with throttling and expired-iterator
+/// errors (kinesis-mock never sends them).
+/// The `X-Amz-Target` of the request being sent (the request is gone by the
+/// time the response is seen).
+#[derive(Debug, Clone)]
+struct Target(String);
+
+impl aws_smithy_types::config_bag::Storable for Target {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+#[derive(Debug, Default, Clone)]
+struct FaultInjector {
+    get_records_calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for FaultInjector {
+    fn name(&self) -> &'static str {
+        "FaultInjector"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or_default().to_owned();
+        cfg.interceptor_state().store_put(Target(target));
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let is_get_records = cfg.load::<Target>().is_some_and(|t| t.0.ends_with(".GetRecords"));
+        if !is_get_records {
+            return Ok(());
+        }
+        let call = self.get_records_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let code = match call % 5 {
+            1 => "ProvisionedThroughputExceededException",
+            3 => "ExpiredIteratorException",
+            _ => return Ok(()),
+        };
+        let response = context.response_mut();
+        *response.status_mut() = 400u16.try_into()?;
+        response.headers_mut().remove("content-length");
+        response.headers_mut().insert("x-amzn-errortype", code);
+        *response.body_mut() = aws_smithy_types::body::SdkBody::from(format!(r#"{{"__type":"{code}","message":"injected"}}"#));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn polling_survives_throttling_and_expired_iterators_without_gaps_or_duplicates() {
+    let Some(endpoint) = endpoint() else { return };
+    let plain = client(&endpoint);
+    let stream = new_stream(&plain, 1).await;
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        put(&plain, &stream, "p", format!("r{i:02}").into_bytes()).await;
+        sent.push((0, format!("r{i:02}"), false));
+    }
+    let injector = FaultInjector::default();
+    let faulty = Client::from_conf(plain.config().to_builder().interceptor(injector.clone()).build());
+    let source = KinesisSource::connect(faulty, &stream).await.unwrap();
+    let shard = source.list_shards().await.unwrap().remove(0);
+    let options = ReaderOptions { max_records: 2, max_backoff: Duration::from_millis(50), ..options() };
+    let mut reader = source.reader(&shard, StartPosition::TrimHorizon, &ReadMode::Polling, options);
+    let (records, _) = read(&mut reader, 12).await;
+    assert_eq!(summary(&records), sent);
+    assert!(injector.get_records_calls.load(std::sync::atomic::Ordering::SeqCst) >= 4, "faults were injected");
+    // nothing comes twice afterwards
+    for _ in 0..3 {
+        assert!(reader.next_batch().await.unwrap().records.is_empty());
+    }
+}

@@ -1,0 +1,247 @@
+//! A `shardline run` child process.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// One worker: `shardline run <pipeline> --worker-id <id> --metrics-address
+/// 127.0.0.1:0 --log-format json`, with stdout and stderr captured in
+/// `<dir>/worker-<id>.<n>.stdout|stderr` (`n` counts restarts).
+///
+/// Dropping a worker kills its process; when the test is failing it also
+/// prints the tail of every log the worker wrote.
+pub struct Worker {
+    id: String,
+    bin: PathBuf,
+    pipeline: PathBuf,
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+struct State {
+    child: Option<Child>,
+    exit: Option<ExitStatus>,
+    generation: u32,
+    logs: Vec<PathBuf>,
+}
+
+impl Worker {
+    /// Starts a worker.
+    ///
+    /// # Panics
+    /// When the process cannot be spawned.
+    pub fn start(bin: &Path, pipeline: &Path, id: &str, dir: &Path) -> Worker {
+        let worker = Worker {
+            id: id.to_owned(),
+            bin: bin.to_owned(),
+            pipeline: pipeline.to_owned(),
+            dir: dir.to_owned(),
+            state: Mutex::new(State { child: None, exit: None, generation: 0, logs: Vec::new() }),
+        };
+        worker.spawn();
+        worker
+    }
+
+    /// The worker id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn spawn(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(state.child.is_none(), "worker {} is already running", self.id);
+        state.generation += 1;
+        let stdout_path = self.dir.join(format!("worker-{}.{}.stdout", self.id, state.generation));
+        let stderr_path = self.dir.join(format!("worker-{}.{}.stderr", self.id, state.generation));
+        let stdout = File::create(&stdout_path).unwrap_or_else(|e| panic!("create {}: {e}", stdout_path.display()));
+        let stderr = File::create(&stderr_path).unwrap_or_else(|e| panic!("create {}: {e}", stderr_path.display()));
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("run")
+            .arg(&self.pipeline)
+            .args(["--worker-id", &self.id, "--metrics-address", "127.0.0.1:0", "--log-format", "json"])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            // The emulators take any credentials; never reach for real ones.
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+        if let Ok(filter) = std::env::var("SHARDLINE_TEST_LOG") {
+            command.env("RUST_LOG", filter);
+        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        state.child = Some(child);
+        state.exit = None;
+        state.logs.push(stdout_path);
+        state.logs.push(stderr_path);
+    }
+
+    /// Starts the worker again with the same id (after [`Worker::kill9`] or
+    /// a shutdown).
+    ///
+    /// # Panics
+    /// When it is still running.
+    pub fn restart(&self) {
+        self.spawn();
+    }
+
+    /// PID of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).child.as_ref().map(Child::id)
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Self::reap(&mut state);
+        state.child.is_some()
+    }
+
+    fn reap(state: &mut State) {
+        if let Some(child) = &mut state.child {
+            if let Ok(Some(status)) = child.try_wait() {
+                state.exit = Some(status);
+                state.child = None;
+            }
+        }
+    }
+
+    /// `Ok(())` while running; otherwise an error with the exit status and
+    /// the log tail (for use inside [`crate::wait_until`] conditions).
+    ///
+    /// # Errors
+    /// When the process has exited.
+    pub fn ensure_running(&self) -> anyhow::Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let exit = self.state.lock().unwrap_or_else(|e| e.into_inner()).exit;
+        bail!("worker {} exited unexpectedly ({exit:?}); its log:\n{}", self.id, self.log_tail(40))
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill9(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut child) = state.child.take() {
+            let _ = child.kill();
+            state.exit = child.wait().ok();
+        }
+    }
+
+    /// Sends SIGTERM (a graceful shutdown request).
+    ///
+    /// # Errors
+    /// When the worker is not running or the signal cannot be sent.
+    pub fn sigterm(&self) -> anyhow::Result<()> {
+        let pid = self.pid().with_context(|| format!("worker {} is not running", self.id))?;
+        // SAFETY: kill(2) on a PID this process spawned and has not reaped
+        // (the child is reaped only under the state lock, after this).
+        let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        if rc != 0 {
+            bail!("kill -TERM {pid}: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its exit
+    /// status; kills it with SIGKILL on timeout.
+    ///
+    /// # Errors
+    /// When it does not exit in time (the error carries the log tail).
+    pub fn wait_exit(&self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                Self::reap(&mut state);
+                if state.child.is_none() {
+                    return state.exit.with_context(|| format!("worker {} was never started", self.id));
+                }
+            }
+            if start.elapsed() > timeout {
+                self.kill9();
+                bail!("worker {} did not exit within {timeout:?} (killed); its log:\n{}", self.id, self.log_tail(40));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// [`Worker::sigterm`], then [`Worker::wait_exit`].
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn sigterm_and_wait(&self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        self.sigterm()?;
+        self.wait_exit(timeout)
+    }
+
+    /// Sends SIGTERM to every worker at once, then waits for each; fails
+    /// unless every one exits with status 0.
+    ///
+    /// # Errors
+    /// A worker that does not exit in time or exits with another status.
+    pub fn shutdown_all(workers: &[&Worker], timeout: Duration) -> anyhow::Result<()> {
+        for worker in workers {
+            worker.sigterm()?;
+        }
+        for worker in workers {
+            let status = worker.wait_exit(timeout)?;
+            if status.code() != Some(0) {
+                bail!(
+                    "worker {} exited with {status} after SIGTERM, expected 0; its log:\n{}",
+                    worker.id,
+                    worker.log_tail(40)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The last `lines` lines of each log file this worker wrote.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let logs = self.state.lock().unwrap_or_else(|e| e.into_inner()).logs.clone();
+        let mut out = String::new();
+        for path in logs {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let from = all.len().saturating_sub(lines);
+            out.push_str(&format!("--- {} ({} lines, last {}):\n", path.display(), all.len(), all.len() - from));
+            for line in &all[from..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Every line of every log file this worker wrote (to search for a
+    /// message).
+    pub fn log_text(&self) -> String {
+        let logs = self.state.lock().unwrap_or_else(|e| e.into_inner()).logs.clone();
+        logs.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let was_running = self.is_running();
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "=== worker {} ({}), log tail:\n{}",
+                self.id,
+                if was_running { "was running, killed" } else { "had exited" },
+                self.log_tail(40)
+            );
+        }
+    }
+}
