@@ -52,8 +52,9 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// A scratch directory under `<workspace>/target/e2e/`. Removed when the
-/// test passes; kept (and its path printed) when the test panics, with the
-/// worker logs, pipeline files and sink output inside.
+/// test passes; kept (and its path printed) when the test panics or
+/// `SHARDLINE_TEST_KEEP=1`, with the worker logs, pipeline files and sink
+/// output inside.
 pub struct TestDir {
     dir: Option<tempfile::TempDir>,
 }
@@ -70,6 +71,7 @@ impl TestDir {
         }
         .join("e2e");
         std::fs::create_dir_all(&base).unwrap_or_else(|e| panic!("create {}: {e}", base.display()));
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{name}-"))
             .tempdir_in(&base)
@@ -90,10 +92,12 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let keep_asked = std::env::var_os("SHARDLINE_TEST_KEEP").is_some_and(|v| !v.is_empty() && v != "0");
+        if std::thread::panicking() || keep_asked {
             if let Some(dir) = self.dir.take() {
                 let kept = dir.keep();
-                eprintln!("test failed: kept its files in {}", kept.display());
+                let why = if keep_asked { "SHARDLINE_TEST_KEEP is set" } else { "test failed" };
+                eprintln!("{why}: kept the test's files in {}", kept.display());
             }
         }
     }

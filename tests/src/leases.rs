@@ -136,6 +136,26 @@ impl LeaseTable {
         Ok(leases)
     }
 
+    /// The lease of `shard_id` (a consistent `GetItem`), if it exists.
+    ///
+    /// # Errors
+    /// On a DynamoDB error other than a missing table, or a malformed item.
+    pub async fn get(&self, shard_id: &str) -> anyhow::Result<Option<Lease>> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("leaseKey", AttributeValue::S(shard_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await;
+        match answer {
+            Ok(out) => out.item().cloned().map(Lease::from_item).transpose(),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("GetItem {} {shard_id}", self.table))),
+        }
+    }
+
     /// Number of leases each owner holds.
     ///
     /// # Errors

@@ -29,6 +29,7 @@ mod kpl;
 mod leases;
 mod output;
 mod pipeline;
+mod reshard;
 mod sequence;
 mod wait;
 mod worker;
@@ -41,6 +42,9 @@ pub use kpl::{aggregate as kpl_aggregate, AGGREGATION_MAGIC};
 pub use leases::{Lease, LeaseTable};
 pub use output::{read_ndjson_dir, OutputRecord};
 pub use pipeline::{LeaseStore, PipelineSpec};
+pub use reshard::{
+    check_children_wait_for_parents, check_parent_counters_precede_children, keyed_id, KeyedProducer, ReshardOrderSampler,
+};
 pub use sequence::{cmp_checkpoint, cmp_sequence, is_sequence_number};
 pub use wait::wait_until;
 pub use worker::Worker;

@@ -206,6 +206,63 @@ impl Worker {
         Ok(())
     }
 
+    /// The address of the running process's metrics endpoint, from its
+    /// `metrics endpoint listening` log line (the tests pass port 0).
+    pub fn metrics_address(&self) -> Option<String> {
+        let logs = self.state.lock().unwrap_or_else(|e| e.into_inner()).logs.clone();
+        let current = &logs[logs.len().saturating_sub(2)..];
+        current.iter().filter_map(|p| std::fs::read_to_string(p).ok()).find_map(|text| {
+            text.lines().rev().find_map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).ok()?;
+                let message = v.get("message").or_else(|| v.pointer("/fields/message"))?.as_str()?;
+                if message != "metrics endpoint listening" {
+                    return None;
+                }
+                let address = v.get("address").or_else(|| v.pointer("/fields/address"))?.as_str()?;
+                Some(address.to_owned())
+            })
+        })
+    }
+
+    /// `GET path` on the metrics endpoint: `(status code, body)`.
+    ///
+    /// # Errors
+    /// When the address is not logged yet or the request fails.
+    pub fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let address = self.metrics_address().with_context(|| format!("worker {} has not logged its metrics address", self.id))?;
+        let mut stream = std::net::TcpStream::connect(&address).with_context(|| format!("connect {address}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no HTTP status")?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// Sum over all label sets of the Prometheus metric `name` (0 when
+    /// absent).
+    ///
+    /// # Errors
+    /// As [`Worker::http_get`], or a non-200 answer.
+    pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let (status, body) = self.http_get("/metrics")?;
+        if status != 200 {
+            bail!("GET /metrics answered {status}");
+        }
+        let mut sum = 0.0;
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            let rest = match line.strip_prefix(name) {
+                Some(rest) if rest.starts_with('{') || rest.starts_with(' ') => rest,
+                _ => continue,
+            };
+            let value = rest.rsplit(' ').next().unwrap_or_default();
+            sum += value.parse::<f64>().with_context(|| format!("metric line {line:?}"))?;
+        }
+        Ok(sum)
+    }
+
     /// The last `lines` lines of each log file this worker wrote.
     pub fn log_tail(&self, lines: usize) -> String {
         let logs = self.state.lock().unwrap_or_else(|e| e.into_inner()).logs.clone();

@@ -67,6 +67,15 @@ async fn invalid_json_is_dead_lettered_and_the_shard_goes_on() {
         );
     }
 
+    // The counters agree.
+    wait_until(Duration::from_secs(10), "dead-letter and delivery counters", || async {
+        let dead = worker.metric("shardline_records_dead_lettered_total")?;
+        let delivered = worker.metric("shardline_records_delivered_total")?;
+        Ok(dead == 2.0 && delivered >= 30.0)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}; /metrics:\n{}", worker.http_get("/metrics").map(|r| r.1).unwrap_or_default()));
+
     // The checkpoint passes the dead letters: it is at the last record.
     worker.sigterm_and_wait(Duration::from_secs(30)).map(|s| assert_eq!(s.code(), Some(0), "exit status")).expect("shutdown");
     let table = leases.scan().await.expect("scan leases");

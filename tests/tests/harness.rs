@@ -97,3 +97,18 @@ fn envelope_data_may_be_text_json_or_base64() {
     assert_eq!(with("data_base64", json!("/w==")).payload, vec![0xff]);
     assert_eq!(with("data", json!("plain")).payload, b"plain");
 }
+
+#[test]
+fn parent_before_child_check_catches_a_violation() {
+    let line = |shard: &str, n: u64| {
+        OutputRecord::parse(&json!({
+            "shard_id": shard, "sequence_number": "1", "partition_key": "k",
+            "data": json!({"id": format!("k-{n}"), "key": "k", "n": n}).to_string()
+        }))
+        .unwrap()
+    };
+    let good = [line("p", 1), line("p", 2), line("c", 3)];
+    assert!(check_parent_counters_precede_children(&good, &["p"], &["c"]).is_ok());
+    let bad = [line("p", 1), line("p", 5), line("c", 3)];
+    assert!(check_parent_counters_precede_children(&bad, &["p"], &["c"]).is_err());
+}

@@ -2,7 +2,9 @@
 //!
 //! Set `SHARDLINE_TEST_KINESIS_ENDPOINT=http://127.0.0.1:PORT` (kinesis-mock's
 //! plain port). Without it every test prints a skip message, unless `CI=true`,
-//! where a missing emulator is a failure. Each test uses a fresh stream.
+//! where a missing emulator is a failure. Each test uses a fresh stream and
+//! deletes it when it passes; start kinesis-mock with e.g. `SHARD_LIMIT=1000`
+//! so that streams left by failed runs do not exhaust its shard limit.
 
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,12 @@ async fn new_stream(client: &Client, shards: i32) -> String {
     client.create_stream().stream_name(&name).shard_count(shards).send().await.unwrap();
     wait_active(client, &name).await;
     name
+}
+
+/// Deletes a test stream (kinesis-mock counts every shard ever created
+/// against its `SHARD_LIMIT`, default 50, until the stream is deleted).
+async fn delete_stream(client: &Client, stream: &str) {
+    let _ = client.delete_stream().stream_name(stream).enforce_consumer_deletion(true).send().await;
 }
 
 async fn put(client: &Client, stream: &str, partition_key: &str, data: Vec<u8>) -> String {
@@ -139,6 +147,7 @@ async fn list_shards_after_a_split() {
     ranges.sort_by_key(|(start, _)| start.parse::<u128>().unwrap());
     assert_eq!(ranges[0], ("0".to_string(), ((1u128 << 127) - 1).to_string()));
     assert_eq!(ranges[1], ((1u128 << 127).to_string(), u128::MAX.to_string()));
+    delete_stream(&client, &stream).await;
 }
 
 #[tokio::test]
@@ -180,6 +189,7 @@ async fn polling_reads_aggregates_and_resumes_after_a_position() {
     let mut resumed = source.reader(&shard, StartPosition::After(after), &ReadMode::Polling, options());
     let (records, _) = read(&mut resumed, 2).await;
     assert_eq!(summary(&records), vec![(2, "a2".into(), true), (0, "last".into(), false)]);
+    delete_stream(&client, &stream).await;
 }
 
 #[tokio::test]
@@ -209,6 +219,7 @@ async fn polling_reports_shard_end_with_children() {
     expected.sort();
     assert_eq!(children, expected);
     assert_eq!(children.len(), 2);
+    delete_stream(&client, &stream).await;
 }
 
 #[tokio::test]
@@ -231,6 +242,7 @@ async fn fan_out_reads_records() {
     put(&client, &stream, "p", b"after".to_vec()).await;
     let (records, _) = read(&mut reader, 1).await;
     assert_eq!(summary(&records), vec![(0, "after".into(), false)]);
+    delete_stream(&client, &stream).await;
 }
 
 /// Replaces some `GetRecords` responses with throttling and expired-iterator
@@ -313,4 +325,5 @@ async fn polling_survives_throttling_and_expired_iterators_without_gaps_or_dupli
     for _ in 0..3 {
         assert!(reader.next_batch().await.unwrap().records.is_empty());
     }
+    delete_stream(&plain, &stream).await;
 }

@@ -39,7 +39,9 @@ impl EmbeddedLeaseStore {
     pub fn open(state_dir: &Path, table: &str) -> Result<Self, LeaseError> {
         let valid = !table.is_empty()
             && !table.starts_with('.')
-            && table.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !valid {
             return Err(LeaseError::Validation {
                 table: table.to_owned(),
@@ -48,7 +50,11 @@ impl EmbeddedLeaseStore {
                 source: None,
             });
         }
-        let io_err = |path: &Path, source| LeaseError::Io { table: table.to_owned(), path: path.to_owned(), source };
+        let io_err = |path: &Path, source| LeaseError::Io {
+            table: table.to_owned(),
+            path: path.to_owned(),
+            source,
+        };
         std::fs::create_dir_all(state_dir).map_err(|e| io_err(state_dir, e))?;
         let path = state_dir.join(format!("{table}.leases.json"));
         remove_stale_temp_files(state_dir, &path);
@@ -58,12 +64,20 @@ impl EmbeddedLeaseStore {
             Err(e) => return Err(io_err(&path, e)),
         };
         tracing::debug!(table = %table, path = %path.display(), leases = leases.len(), "opened embedded lease table");
-        Ok(EmbeddedLeaseStore { table: table.to_owned(), path: Some(path), leases: Mutex::new(leases) })
+        Ok(EmbeddedLeaseStore {
+            table: table.to_owned(),
+            path: Some(path),
+            leases: Mutex::new(leases),
+        })
     }
 
     /// A table that lives only in memory (tests, one-off runs).
     pub fn in_memory() -> Self {
-        EmbeddedLeaseStore { table: IN_MEMORY_TABLE.to_owned(), path: None, leases: Mutex::new(BTreeMap::new()) }
+        EmbeddedLeaseStore {
+            table: IN_MEMORY_TABLE.to_owned(),
+            path: None,
+            leases: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// The file the table is stored in; `None` for [`EmbeddedLeaseStore::in_memory`].
@@ -77,13 +91,19 @@ impl EmbeddedLeaseStore {
 
     /// Writes `leases` to the file (if any) off the async threads.
     async fn persist(&self, leases: &BTreeMap<String, Lease>) -> Result<(), LeaseError> {
-        let Some(path) = self.path.clone() else { return Ok(()) };
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
         let bytes = encode_file(&self.table, leases);
         let table = self.table.clone();
         let result = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err((path, source))) => Err(LeaseError::Io { table, path, source }),
+            Ok(Err((path, source))) => Err(LeaseError::Io {
+                table,
+                path,
+                source,
+            }),
             Err(join) => Err(LeaseError::Io {
                 table,
                 path: self.path.clone().unwrap_or_default(),
@@ -99,7 +119,9 @@ impl EmbeddedLeaseStore {
         F: FnOnce(&Lease) -> Result<Lease, LeaseError> + Send,
     {
         let mut leases = self.leases.lock().await;
-        let current = leases.get(lease_key).ok_or_else(|| self.lost(lease_key, "lease does not exist"))?;
+        let current = leases
+            .get(lease_key)
+            .ok_or_else(|| self.lost(lease_key, "lease does not exist"))?;
         let updated = change(current)?;
         let mut next = leases.clone();
         next.insert(lease_key.to_owned(), updated.clone());
@@ -175,7 +197,11 @@ impl LeaseStore for EmbeddedLeaseStore {
             self.check_counter(current, expected)?;
             let mut next = current.clone();
             next.lease_counter += 1;
-            if current.lease_owner.as_deref().is_some_and(|owner| owner != new_owner) {
+            if current
+                .lease_owner
+                .as_deref()
+                .is_some_and(|owner| owner != new_owner)
+            {
                 next.owner_switches_since_checkpoint += 1;
             }
             next.lease_owner = Some(new_owner.to_owned());
@@ -195,7 +221,11 @@ impl LeaseStore for EmbeddedLeaseStore {
         .await
     }
 
-    async fn checkpoint(&self, expected: &Lease, checkpoint: &Checkpoint) -> Result<Lease, LeaseError> {
+    async fn checkpoint(
+        &self,
+        expected: &Lease,
+        checkpoint: &Checkpoint,
+    ) -> Result<Lease, LeaseError> {
         self.mutate(&expected.lease_key, |current| {
             self.check_counter(current, expected)?;
             self.check_owner(current, expected)?;
@@ -208,7 +238,11 @@ impl LeaseStore for EmbeddedLeaseStore {
         .await
     }
 
-    async fn update_child_shard_ids(&self, expected: &Lease, children: &[String]) -> Result<Lease, LeaseError> {
+    async fn update_child_shard_ids(
+        &self,
+        expected: &Lease,
+        children: &[String],
+    ) -> Result<Lease, LeaseError> {
         self.mutate(&expected.lease_key, |current| {
             self.check_counter(current, expected)?;
             let mut next = current.clone();
@@ -245,7 +279,11 @@ struct StoredTable {
 struct StoredLease {
     #[serde(rename = "leaseKey")]
     lease_key: String,
-    #[serde(rename = "leaseOwner", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "leaseOwner",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     lease_owner: Option<String>,
     #[serde(rename = "leaseCounter", default)]
     lease_counter: u64,
@@ -255,13 +293,29 @@ struct StoredLease {
     checkpoint_sub_sequence_number: u64,
     #[serde(rename = "ownerSwitchesSinceCheckpoint", default)]
     owner_switches_since_checkpoint: u64,
-    #[serde(rename = "parentShardId", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "parentShardId",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     parent_shard_ids: Vec<String>,
-    #[serde(rename = "childShardIds", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "childShardIds",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     child_shard_ids: Vec<String>,
-    #[serde(rename = "startingHashKey", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "startingHashKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     starting_hash_key: Option<String>,
-    #[serde(rename = "endingHashKey", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "endingHashKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     ending_hash_key: Option<String>,
 }
 
@@ -296,7 +350,8 @@ fn decode_file(table: &str, bytes: &[u8]) -> Result<BTreeMap<String, Lease>, Lea
         attribute: attribute.to_owned(),
         reason,
     };
-    let stored: StoredTable = serde_json::from_slice(bytes).map_err(|e| corrupt("?", "(file)", e.to_string()))?;
+    let stored: StoredTable =
+        serde_json::from_slice(bytes).map_err(|e| corrupt("?", "(file)", e.to_string()))?;
     let mut leases = BTreeMap::new();
     for s in stored.leases {
         let checkpoint = Checkpoint::from_parts(&s.checkpoint, s.checkpoint_sub_sequence_number)
@@ -318,7 +373,10 @@ fn decode_file(table: &str, bytes: &[u8]) -> Result<BTreeMap<String, Lease>, Lea
 }
 
 fn temp_prefix(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!(".{name}.tmp-")
 }
 
@@ -326,9 +384,17 @@ fn temp_prefix(path: &Path) -> String {
 /// new content: temp file in the same directory, fsync, rename, fsync dir.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = dir.join(format!("{}{}-{}", temp_prefix(path), std::process::id(), rand::random::<u64>()));
+    let tmp = dir.join(format!(
+        "{}{}-{}",
+        temp_prefix(path),
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let write_tmp = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()
     };
@@ -340,13 +406,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::
         let _ = std::fs::remove_file(&tmp);
         return Err((path.to_owned(), e));
     }
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| (dir.to_owned(), e))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| (dir.to_owned(), e))
 }
 
 /// Removes temp files a crash left behind (they never hold the only copy).
 fn remove_stale_temp_files(dir: &Path, path: &Path) {
     let prefix = temp_prefix(path);
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             let _ = std::fs::remove_file(entry.path());

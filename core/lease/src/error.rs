@@ -121,6 +121,10 @@ impl LeaseError {
 
     /// A [`LeaseError::Lost`] for a failed condition.
     pub(crate) fn lost(table: &str, lease_key: &str, reason: impl Into<String>) -> Self {
-        LeaseError::Lost { table: table.to_owned(), lease_key: lease_key.to_owned(), reason: reason.into() }
+        LeaseError::Lost {
+            table: table.to_owned(),
+            lease_key: lease_key.to_owned(),
+            reason: reason.into(),
+        }
     }
 }

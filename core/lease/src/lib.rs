@@ -99,14 +99,22 @@ pub trait LeaseStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`LeaseError::Lost`] when the condition fails; backend errors.
-    async fn checkpoint(&self, expected: &Lease, checkpoint: &Checkpoint) -> Result<Lease, LeaseError>;
+    async fn checkpoint(
+        &self,
+        expected: &Lease,
+        checkpoint: &Checkpoint,
+    ) -> Result<Lease, LeaseError>;
 
     /// Stores the child shard ids and increments the counter. Condition:
     /// counter equals `expected`'s.
     ///
     /// # Errors
     /// [`LeaseError::Lost`] when the condition fails; backend errors.
-    async fn update_child_shard_ids(&self, expected: &Lease, children: &[String]) -> Result<Lease, LeaseError>;
+    async fn update_child_shard_ids(
+        &self,
+        expected: &Lease,
+        children: &[String],
+    ) -> Result<Lease, LeaseError>;
 
     /// Deletes the lease (unconditionally; deleting a missing lease is fine).
     ///

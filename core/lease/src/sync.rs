@@ -24,8 +24,17 @@ use crate::{Lease, LeaseError, LeaseStore};
 /// Errors of [`LeaseStore::list_leases`] and
 /// [`LeaseStore::create_lease_if_absent`]; leases created before the error
 /// stay.
-pub async fn sync_leases(store: &dyn LeaseStore, shards: &[ShardInfo], initial: &Checkpoint) -> Result<usize, LeaseError> {
-    let existing: HashSet<String> = store.list_leases().await?.into_iter().map(|l| l.lease_key).collect();
+pub async fn sync_leases(
+    store: &dyn LeaseStore,
+    shards: &[ShardInfo],
+    initial: &Checkpoint,
+) -> Result<usize, LeaseError> {
+    let existing: HashSet<String> = store
+        .list_leases()
+        .await?
+        .into_iter()
+        .map(|l| l.lease_key)
+        .collect();
     let plan = plan_new_leases(&existing, shards, initial);
     let mut created = 0;
     for lease in plan {
@@ -38,15 +47,26 @@ pub async fn sync_leases(store: &dyn LeaseStore, shards: &[ShardInfo], initial: 
 }
 
 /// The leases [`sync_leases`] would create, parents before children.
-pub(crate) fn plan_new_leases(existing: &HashSet<String>, shards: &[ShardInfo], initial: &Checkpoint) -> Vec<Lease> {
-    let by_id: HashMap<&str, &ShardInfo> = shards.iter().map(|s| (s.shard_id.as_str(), s)).collect();
+pub(crate) fn plan_new_leases(
+    existing: &HashSet<String>,
+    shards: &[ShardInfo],
+    initial: &Checkpoint,
+) -> Vec<Lease> {
+    let by_id: HashMap<&str, &ShardInfo> =
+        shards.iter().map(|s| (s.shard_id.as_str(), s)).collect();
     let mut memo = HashMap::new();
     let mut leases: Vec<(usize, Lease)> = Vec::new();
     for shard in shards {
         if existing.contains(&shard.shard_id) {
             continue;
         }
-        let checkpoint = if descends_from_leased(&shard.shard_id, &by_id, existing, &mut memo, &mut HashSet::new()) {
+        let checkpoint = if descends_from_leased(
+            &shard.shard_id,
+            &by_id,
+            existing,
+            &mut memo,
+            &mut HashSet::new(),
+        ) {
             Checkpoint::TrimHorizon
         } else if matches!(initial, Checkpoint::Latest) {
             if shard.closed {
@@ -86,18 +106,30 @@ fn descends_from_leased<'a>(
         None => &[],
     };
     let result = parents.iter().any(|parent| {
-        existing.contains(parent) || descends_from_leased(parent.as_str(), by_id, existing, memo, visiting)
+        existing.contains(parent)
+            || descends_from_leased(parent.as_str(), by_id, existing, memo, visiting)
     });
     memo.insert(shard_id, result);
     result
 }
 
-fn depth<'a>(shard_id: &'a str, by_id: &HashMap<&'a str, &'a ShardInfo>, visiting: &mut HashSet<&'a str>) -> usize {
+fn depth<'a>(
+    shard_id: &'a str,
+    by_id: &HashMap<&'a str, &'a ShardInfo>,
+    visiting: &mut HashSet<&'a str>,
+) -> usize {
     if !visiting.insert(shard_id) {
         return 0;
     }
-    let Some(shard) = by_id.get(shard_id) else { return 0 };
-    shard.parent_shard_ids.iter().map(|p| 1 + depth(p.as_str(), by_id, visiting)).max().unwrap_or(0)
+    let Some(shard) = by_id.get(shard_id) else {
+        return 0;
+    };
+    shard
+        .parent_shard_ids
+        .iter()
+        .map(|p| 1 + depth(p.as_str(), by_id, visiting))
+        .max()
+        .unwrap_or(0)
 }
 
 /// True when every parent of `lease` is finished: its lease is
@@ -143,7 +175,10 @@ mod tests {
     }
 
     fn checkpoints(leases: &[Lease]) -> Vec<(String, Checkpoint)> {
-        leases.iter().map(|l| (l.lease_key.clone(), l.checkpoint.clone())).collect()
+        leases
+            .iter()
+            .map(|l| (l.lease_key.clone(), l.checkpoint.clone()))
+            .collect()
     }
 
     #[test]
@@ -151,7 +186,9 @@ mod tests {
         let plan = plan_new_leases(&HashSet::new(), &resharded(), &Checkpoint::TrimHorizon);
         let keys: Vec<&str> = plan.iter().map(|l| l.lease_key.as_str()).collect();
         assert_eq!(keys, ["p0", "c1", "c2", "d3", "d4"]);
-        assert!(plan.iter().all(|l| l.checkpoint == Checkpoint::TrimHorizon && l.lease_owner.is_none()));
+        assert!(plan
+            .iter()
+            .all(|l| l.checkpoint == Checkpoint::TrimHorizon && l.lease_owner.is_none()));
         assert_eq!(plan[3].parent_shard_ids, vec!["c2".to_owned()]);
         assert_eq!(plan[3].ending_hash_key.as_deref(), Some("100"));
     }
@@ -161,7 +198,11 @@ mod tests {
         let plan = plan_new_leases(&HashSet::new(), &resharded(), &Checkpoint::Latest);
         assert_eq!(
             checkpoints(&plan),
-            [("c1".into(), Checkpoint::Latest), ("d3".into(), Checkpoint::Latest), ("d4".into(), Checkpoint::Latest)]
+            [
+                ("c1".into(), Checkpoint::Latest),
+                ("d3".into(), Checkpoint::Latest),
+                ("d4".into(), Checkpoint::Latest)
+            ]
         );
     }
 
@@ -186,8 +227,18 @@ mod tests {
     #[tokio::test]
     async fn sync_is_idempotent_and_parents_finished_follows_shard_end() {
         let store = EmbeddedLeaseStore::in_memory();
-        assert_eq!(sync_leases(&store, &resharded(), &Checkpoint::TrimHorizon).await.unwrap(), 5);
-        assert_eq!(sync_leases(&store, &resharded(), &Checkpoint::TrimHorizon).await.unwrap(), 0);
+        assert_eq!(
+            sync_leases(&store, &resharded(), &Checkpoint::TrimHorizon)
+                .await
+                .unwrap(),
+            5
+        );
+        assert_eq!(
+            sync_leases(&store, &resharded(), &Checkpoint::TrimHorizon)
+                .await
+                .unwrap(),
+            0
+        );
         let c2 = store.get_lease("c2").await.unwrap().unwrap();
         let d3 = store.get_lease("d3").await.unwrap().unwrap();
         let p0 = store.get_lease("p0").await.unwrap().unwrap();
@@ -198,6 +249,9 @@ mod tests {
         assert!(parents_finished(&store, &d3).await.unwrap());
         store.delete_lease("p0").await.unwrap();
         let c1 = store.get_lease("c1").await.unwrap().unwrap();
-        assert!(parents_finished(&store, &c1).await.unwrap(), "a trimmed parent counts as finished");
+        assert!(
+            parents_finished(&store, &c1).await.unwrap(),
+            "a trimmed parent counts as finished"
+        );
     }
 }

@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, ScalarAttributeType};
 use aws_sdk_dynamodb::Client;
-use shardline_lease::{Checkpoint, CoordinatorConfig, DynamoDbLeaseStore, LeaseCoordinator, LeaseError, LeaseStore};
+use shardline_lease::{
+    Checkpoint, CoordinatorConfig, DynamoDbLeaseStore, LeaseCoordinator, LeaseError, LeaseStore,
+};
 
 fn client() -> Option<Client> {
     match std::env::var("SHARDLINE_TEST_DYNAMODB_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(Client::new(&shardline_aws::emulator_sdk_config(&endpoint))),
+        Ok(endpoint) if !endpoint.is_empty() => {
+            Some(Client::new(&shardline_aws::emulator_sdk_config(&endpoint)))
+        }
         _ => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("SHARDLINE_TEST_DYNAMODB_ENDPOINT must be set when CI=true");
@@ -30,7 +34,11 @@ fn fresh_table() -> String {
     format!("shardline-lease-test-{:016x}", rand::random::<u64>())
 }
 
-async fn raw_item(client: &Client, table: &str, key: &str) -> std::collections::HashMap<String, AttributeValue> {
+async fn raw_item(
+    client: &Client,
+    table: &str,
+    key: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
     client
         .get_item()
         .table_name(table)
@@ -53,11 +61,24 @@ async fn creates_table_with_kcl_schema() {
     assert!(err.to_string().contains(&table), "{err}");
     store.ensure_table().await.unwrap();
     store.ensure_table().await.unwrap();
-    let description = client.describe_table().table_name(&table).send().await.unwrap().table.unwrap();
+    let description = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
     let key = &description.key_schema()[0];
-    assert_eq!((key.attribute_name(), key.key_type()), ("leaseKey", &KeyType::Hash));
+    assert_eq!(
+        (key.attribute_name(), key.key_type()),
+        ("leaseKey", &KeyType::Hash)
+    );
     let attribute = &description.attribute_definitions()[0];
-    assert_eq!((attribute.attribute_name(), attribute.attribute_type()), ("leaseKey", &ScalarAttributeType::S));
+    assert_eq!(
+        (attribute.attribute_name(), attribute.attribute_type()),
+        ("leaseKey", &ScalarAttributeType::S)
+    );
     if let Some(billing) = description.billing_mode_summary() {
         assert_eq!(billing.billing_mode(), Some(&BillingMode::PayPerRequest));
     }
@@ -75,11 +96,23 @@ async fn writes_and_reads_kcl_attributes() {
     let table = fresh_table();
     let store = DynamoDbLeaseStore::new(client.clone(), &table);
     store.ensure_table().await.unwrap();
-    let shards = [common::shard("shardId-000000000000", &[], true), common::shard("shardId-000000000001", &["shardId-000000000000"], false)];
-    shardline_lease::sync_leases(&store, &shards, &Checkpoint::TrimHorizon).await.unwrap();
-    let child = store.get_lease("shardId-000000000001").await.unwrap().unwrap();
+    let shards = [
+        common::shard("shardId-000000000000", &[], true),
+        common::shard("shardId-000000000001", &["shardId-000000000000"], false),
+    ];
+    shardline_lease::sync_leases(&store, &shards, &Checkpoint::TrimHorizon)
+        .await
+        .unwrap();
+    let child = store
+        .get_lease("shardId-000000000001")
+        .await
+        .unwrap()
+        .unwrap();
     let child = store.take(&child, "worker-1").await.unwrap();
-    let child = store.checkpoint(&child, &common::at("4959", 3)).await.unwrap();
+    let child = store
+        .checkpoint(&child, &common::at("4959", 3))
+        .await
+        .unwrap();
 
     let item = raw_item(&client, &table, "shardId-000000000001").await;
     let expected: BTreeMap<&str, AttributeValue> = BTreeMap::from([
@@ -88,18 +121,34 @@ async fn writes_and_reads_kcl_attributes() {
         ("leaseCounter", AttributeValue::N("2".into())),
         ("checkpoint", AttributeValue::S("4959".into())),
         ("checkpointSubSequenceNumber", AttributeValue::N("3".into())),
-        ("ownerSwitchesSinceCheckpoint", AttributeValue::N("0".into())),
-        ("parentShardId", AttributeValue::Ss(vec!["shardId-000000000000".into()])),
+        (
+            "ownerSwitchesSinceCheckpoint",
+            AttributeValue::N("0".into()),
+        ),
+        (
+            "parentShardId",
+            AttributeValue::Ss(vec!["shardId-000000000000".into()]),
+        ),
         ("startingHashKey", AttributeValue::S("0".into())),
-        ("endingHashKey", AttributeValue::S("340282366920938463463374607431768211455".into())),
+        (
+            "endingHashKey",
+            AttributeValue::S("340282366920938463463374607431768211455".into()),
+        ),
     ]);
-    let actual: BTreeMap<&str, AttributeValue> = item.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let actual: BTreeMap<&str, AttributeValue> =
+        item.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     assert_eq!(actual, expected);
     let parent = raw_item(&client, &table, "shardId-000000000000").await;
-    assert!(!parent.contains_key("parentShardId") && !parent.contains_key("childShardIds"), "empty sets are omitted: {parent:?}");
+    assert!(
+        !parent.contains_key("parentShardId") && !parent.contains_key("childShardIds"),
+        "empty sets are omitted: {parent:?}"
+    );
     assert!(!parent.contains_key("leaseOwner"));
 
-    store.update_child_shard_ids(&child, &["a".into(), "b".into()]).await.unwrap();
+    store
+        .update_child_shard_ids(&child, &["a".into(), "b".into()])
+        .await
+        .unwrap();
     let item = raw_item(&client, &table, "shardId-000000000001").await;
     let mut children = item["childShardIds"].as_ss().unwrap().clone();
     children.sort();
@@ -120,20 +169,46 @@ async fn reads_a_lease_written_by_the_java_kcl() {
         .item("leaseCounter", AttributeValue::N("41".into()))
         .item("checkpoint", AttributeValue::S("TRIM_HORIZON".into()))
         .item("pendingCheckpoint", AttributeValue::S("123".into()))
-        .item("pendingCheckpointSubSequenceNumber", AttributeValue::N("0".into()))
+        .item(
+            "pendingCheckpointSubSequenceNumber",
+            AttributeValue::N("0".into()),
+        )
         .item("someFutureAttribute", AttributeValue::Bool(true))
         .send()
         .await
         .unwrap();
-    let lease = store.get_lease("shardId-000000000007").await.unwrap().unwrap();
-    assert_eq!((lease.lease_owner.as_deref(), lease.lease_counter, &lease.checkpoint), (Some("kcl-worker"), 41, &Checkpoint::TrimHorizon));
+    let lease = store
+        .get_lease("shardId-000000000007")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            lease.lease_owner.as_deref(),
+            lease.lease_counter,
+            &lease.checkpoint
+        ),
+        (Some("kcl-worker"), 41, &Checkpoint::TrimHorizon)
+    );
     assert_eq!(lease.owner_switches_since_checkpoint, 0);
     let stolen = store.take(&lease, "shardline").await.unwrap();
-    assert_eq!((stolen.lease_counter, stolen.owner_switches_since_checkpoint), (42, 1));
-    store.checkpoint(&stolen, &common::at("200", 0)).await.unwrap();
+    assert_eq!(
+        (stolen.lease_counter, stolen.owner_switches_since_checkpoint),
+        (42, 1)
+    );
+    store
+        .checkpoint(&stolen, &common::at("200", 0))
+        .await
+        .unwrap();
     let item = raw_item(&client, &table, "shardId-000000000007").await;
-    assert!(!item.contains_key("pendingCheckpoint"), "a checkpoint clears the pending checkpoint");
-    assert!(item.contains_key("someFutureAttribute"), "unknown attributes are left alone");
+    assert!(
+        !item.contains_key("pendingCheckpoint"),
+        "a checkpoint clears the pending checkpoint"
+    );
+    assert!(
+        item.contains_key("someFutureAttribute"),
+        "unknown attributes are left alone"
+    );
 
     client
         .put_item()
@@ -144,7 +219,10 @@ async fn reads_a_lease_written_by_the_java_kcl() {
         .await
         .unwrap();
     let err = store.get_lease("broken").await.unwrap_err();
-    assert!(matches!(&err, LeaseError::Corrupt { attribute, .. } if attribute == "checkpoint"), "{err}");
+    assert!(
+        matches!(&err, LeaseError::Corrupt { attribute, .. } if attribute == "checkpoint"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,8 +230,12 @@ async fn two_coordinators_split_leases() {
     let Some(client) = client() else { return };
     let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(client, fresh_table()));
     store.ensure_table().await.unwrap();
-    let shards: Vec<_> = (0..4).map(|i| common::shard(&format!("shardId-{i:012}"), &[], false)).collect();
-    shardline_lease::sync_leases(store.as_ref(), &shards, &Checkpoint::Latest).await.unwrap();
+    let shards: Vec<_> = (0..4)
+        .map(|i| common::shard(&format!("shardId-{i:012}"), &[], false))
+        .collect();
+    shardline_lease::sync_leases(store.as_ref(), &shards, &Checkpoint::Latest)
+        .await
+        .unwrap();
     let config = |worker: &str| CoordinatorConfig {
         pipeline: "test".into(),
         worker_id: worker.into(),
@@ -170,7 +252,10 @@ async fn two_coordinators_split_leases() {
     for lease in store.list_leases().await.unwrap() {
         *owners.entry(lease.lease_owner.unwrap()).or_insert(0) += 1;
     }
-    assert_eq!(owners, BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 2)]));
+    assert_eq!(
+        owners,
+        BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 2)])
+    );
 
     // A graceful hand-back from a: b takes the lease without waiting for expiry.
     a.stop_taking();
@@ -185,6 +270,9 @@ async fn two_coordinators_split_leases() {
         handle.release(None).await.unwrap();
     }
     a.shutdown().await;
-    common::wait_until("b holds all 4 leases", Duration::from_secs(20), || b.held_lease_keys().len() == 4).await;
+    common::wait_until("b holds all 4 leases", Duration::from_secs(20), || {
+        b.held_lease_keys().len() == 4
+    })
+    .await;
     b.shutdown().await;
 }

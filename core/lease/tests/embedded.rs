@@ -12,5 +12,6 @@ async fn in_memory_store_conforms() {
 #[tokio::test]
 async fn file_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    common::lease_store_conformance(&EmbeddedLeaseStore::open(dir.path(), "conformance").unwrap()).await;
+    common::lease_store_conformance(&EmbeddedLeaseStore::open(dir.path(), "conformance").unwrap())
+        .await;
 }

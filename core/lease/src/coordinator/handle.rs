@@ -35,7 +35,9 @@ struct Inner {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded values are replaced whole, so a poisoned one is intact.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl std::fmt::Debug for LeaseHandle {
@@ -100,9 +102,16 @@ impl LeaseHandle {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.usable()?;
         let sent = Instant::now();
-        let mut result = self.inner.shared.store.checkpoint(&current, &checkpoint).await;
+        let mut result = self
+            .inner
+            .shared
+            .store
+            .checkpoint(&current, &checkpoint)
+            .await;
         if result.as_ref().is_err_and(LeaseError::is_lost) {
-            result = self.reconcile(&current, result, |stored| stored.checkpoint == checkpoint).await;
+            result = self
+                .reconcile(&current, result, |stored| stored.checkpoint == checkpoint)
+                .await;
         }
         let written = self.after_write(result, sent, "checkpoint lost its condition")?;
         tracing::debug!(lease_key = %self.inner.lease_key, checkpoint = %written.checkpoint, "checkpointed");
@@ -117,7 +126,12 @@ impl LeaseHandle {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.usable()?;
         let sent = Instant::now();
-        let result = self.inner.shared.store.update_child_shard_ids(&current, children).await;
+        let result = self
+            .inner
+            .shared
+            .store
+            .update_child_shard_ids(&current, children)
+            .await;
         self.after_write(result, sent, "child shard update lost its condition")?;
         Ok(())
     }
@@ -164,7 +178,10 @@ impl LeaseHandle {
         let failure = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(e)) if e.is_lost() => {
-                self.mark_lost("renewal lost its condition (another worker took the lease)", true);
+                self.mark_lost(
+                    "renewal lost its condition (another worker took the lease)",
+                    true,
+                );
                 return;
             }
             Ok(Err(e)) => e.to_string(),
@@ -208,12 +225,23 @@ impl LeaseHandle {
     /// write did happen and only its answer was lost (an SDK retry of a
     /// timed-out request), so it counts as a success. No other worker can
     /// write our id as owner, so this cannot mistake someone else's write.
-    async fn reconcile<F>(&self, expected: &Lease, lost: Result<Lease, LeaseError>, matches: F) -> Result<Lease, LeaseError>
+    async fn reconcile<F>(
+        &self,
+        expected: &Lease,
+        lost: Result<Lease, LeaseError>,
+        matches: F,
+    ) -> Result<Lease, LeaseError>
     where
         F: FnOnce(&Lease) -> bool,
     {
         let worker_id = &self.inner.shared.config.worker_id;
-        match self.inner.shared.store.get_lease(&self.inner.lease_key).await {
+        match self
+            .inner
+            .shared
+            .store
+            .get_lease(&self.inner.lease_key)
+            .await
+        {
             Ok(Some(stored))
                 if stored.is_owned_by(worker_id)
                     && expected.is_owned_by(worker_id)
@@ -268,7 +296,12 @@ impl LeaseHandle {
         Ok(self.snapshot())
     }
 
-    fn after_write(&self, result: Result<Lease, LeaseError>, sent: Instant, lost_reason: &str) -> Result<Lease, LeaseError> {
+    fn after_write(
+        &self,
+        result: Result<Lease, LeaseError>,
+        sent: Instant,
+        lost_reason: &str,
+    ) -> Result<Lease, LeaseError> {
         match result {
             Ok(written) => {
                 self.record_write(written.clone(), sent);

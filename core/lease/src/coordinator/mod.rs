@@ -74,7 +74,9 @@ impl Shared {
     fn held(&self) -> MutexGuard<'_, BTreeMap<String, LeaseHandle>> {
         // A poisoned map is still a consistent map: entries are inserted
         // and removed whole.
-        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn held_handles(&self) -> Vec<LeaseHandle> {
@@ -127,7 +129,10 @@ impl LeaseCoordinator {
     ///
     /// # Panics
     /// When called outside a tokio runtime.
-    pub fn start(store: Arc<dyn LeaseStore>, mut config: CoordinatorConfig) -> (LeaseCoordinator, mpsc::Receiver<LeaseHandle>) {
+    pub fn start(
+        store: Arc<dyn LeaseStore>,
+        mut config: CoordinatorConfig,
+    ) -> (LeaseCoordinator, mpsc::Receiver<LeaseHandle>) {
         config.failover_time = config.failover_time.max(MIN_FAILOVER_TIME);
         let (tx, rx) = mpsc::channel(HANDLE_CHANNEL_CAPACITY);
         tracing::info!(

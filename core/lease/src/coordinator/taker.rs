@@ -53,7 +53,12 @@ pub(crate) struct TakePlan {
 /// that one is above target (or at target while `me` needs more than one),
 /// at most `max_steal` at once. Callers shuffle `leases` to spread workers
 /// over different leases.
-pub(crate) fn plan_takes(leases: &[LeaseView], me: &str, max_leases_per_worker: usize, max_steal: usize) -> TakePlan {
+pub(crate) fn plan_takes(
+    leases: &[LeaseView],
+    me: &str,
+    max_leases_per_worker: usize,
+    max_steal: usize,
+) -> TakePlan {
     let mut counts: HashMap<&str, usize> = HashMap::from([(me, 0)]);
     let mut available: Vec<&LeaseView> = Vec::new();
     let mut active = 0usize;
@@ -77,19 +82,28 @@ pub(crate) fn plan_takes(leases: &[LeaseView], me: &str, max_leases_per_worker: 
     let target = active.div_ceil(workers).min(max_leases_per_worker);
     let mine = counts.get(me).copied().unwrap_or(0);
     let needed = target.saturating_sub(mine);
-    let mut plan = TakePlan { target, ..TakePlan::default() };
+    let mut plan = TakePlan {
+        target,
+        ..TakePlan::default()
+    };
     if needed == 0 {
         return plan;
     }
     if !available.is_empty() {
-        plan.take = available.iter().take(needed).map(|l| l.lease_key.clone()).collect();
+        plan.take = available
+            .iter()
+            .take(needed)
+            .map(|l| l.lease_key.clone())
+            .collect();
         return plan;
     }
     let most_loaded = counts
         .iter()
         .filter(|(worker, _)| **worker != me)
         .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
-    let Some((victim, victim_count)) = most_loaded else { return plan };
+    let Some((victim, victim_count)) = most_loaded else {
+        return plan;
+    };
     if *victim_count < target {
         return plan;
     }
@@ -103,7 +117,9 @@ pub(crate) fn plan_takes(leases: &[LeaseView], me: &str, max_leases_per_worker: 
     to_steal = to_steal.min(max_steal);
     plan.steal = leases
         .iter()
-        .filter(|l| !l.finished && !l.held_locally && !l.expired && l.owner.as_deref() == Some(*victim))
+        .filter(|l| {
+            !l.finished && !l.held_locally && !l.expired && l.owner.as_deref() == Some(*victim)
+        })
         .take(to_steal)
         .map(|l| l.lease_key.clone())
         .collect();
@@ -120,19 +136,27 @@ pub(crate) struct ExpiryTracker {
 impl ExpiryTracker {
     /// Records a scan taken at `now`; returns the keys of expired leases.
     /// A lease seen for the first time is not expired, unless unowned.
-    pub(crate) fn observe(&mut self, leases: &[Lease], now: Instant, failover_time: Duration) -> HashSet<String> {
+    pub(crate) fn observe(
+        &mut self,
+        leases: &[Lease],
+        now: Instant,
+        failover_time: Duration,
+    ) -> HashSet<String> {
         let mut expired = HashSet::new();
         let present: HashSet<&str> = leases.iter().map(|l| l.lease_key.as_str()).collect();
         self.seen.retain(|key, _| present.contains(key.as_str()));
         for lease in leases {
             match self.seen.get(&lease.lease_key) {
                 Some((counter, since)) if *counter == lease.lease_counter => {
-                    if lease.lease_owner.is_none() || now.saturating_duration_since(*since) >= failover_time {
+                    if lease.lease_owner.is_none()
+                        || now.saturating_duration_since(*since) >= failover_time
+                    {
                         expired.insert(lease.lease_key.clone());
                     }
                 }
                 _ => {
-                    self.seen.insert(lease.lease_key.clone(), (lease.lease_counter, now));
+                    self.seen
+                        .insert(lease.lease_key.clone(), (lease.lease_counter, now));
                     if lease.lease_owner.is_none() {
                         expired.insert(lease.lease_key.clone());
                     }
@@ -162,7 +186,11 @@ pub(super) async fn run(shared: Arc<Shared>, tx: mpsc::Sender<LeaseHandle>) {
     }
 }
 
-async fn take_once(shared: &Arc<Shared>, tracker: &mut ExpiryTracker, tx: &mpsc::Sender<LeaseHandle>) -> Result<(), LeaseError> {
+async fn take_once(
+    shared: &Arc<Shared>,
+    tracker: &mut ExpiryTracker,
+    tx: &mpsc::Sender<LeaseHandle>,
+) -> Result<(), LeaseError> {
     let config = &shared.config;
     let leases = shared.store.list_leases().await?;
     let expired = tracker.observe(&leases, Instant::now(), config.failover_time);
@@ -178,12 +206,21 @@ async fn take_once(shared: &Arc<Shared>, tracker: &mut ExpiryTracker, tx: &mpsc:
         })
         .collect();
     views.shuffle(&mut rand::thread_rng());
-    let plan = plan_takes(&views, &config.worker_id, config.max_leases_per_worker, config.max_leases_to_steal_at_once);
+    let plan = plan_takes(
+        &views,
+        &config.worker_id,
+        config.max_leases_per_worker,
+        config.max_leases_to_steal_at_once,
+    );
     if !plan.take.is_empty() || !plan.steal.is_empty() {
         tracing::debug!(worker_id = %config.worker_id, target = plan.target, take = ?plan.take, steal = ?plan.steal, "lease taker plan");
     }
     let by_key: HashMap<&str, &Lease> = leases.iter().map(|l| (l.lease_key.as_str(), l)).collect();
-    let chosen = plan.take.iter().map(|k| (k, false)).chain(plan.steal.iter().map(|k| (k, true)));
+    let chosen = plan
+        .take
+        .iter()
+        .map(|k| (k, false))
+        .chain(plan.steal.iter().map(|k| (k, true)));
     for (key, stolen) in chosen {
         if shared.stop_taking.load(Ordering::SeqCst) || shared.shutdown.is_cancelled() {
             break;
@@ -195,7 +232,12 @@ async fn take_once(shared: &Arc<Shared>, tracker: &mut ExpiryTracker, tx: &mpsc:
     Ok(())
 }
 
-async fn acquire(shared: &Arc<Shared>, lease: &Lease, stolen: bool, tx: &mpsc::Sender<LeaseHandle>) {
+async fn acquire(
+    shared: &Arc<Shared>,
+    lease: &Lease,
+    stolen: bool,
+    tx: &mpsc::Sender<LeaseHandle>,
+) {
     let config = &shared.config;
     let sent = Instant::now();
     let written = match shared.store.take(lease, &config.worker_id).await {
@@ -210,7 +252,11 @@ async fn acquire(shared: &Arc<Shared>, lease: &Lease, stolen: bool, tx: &mpsc::S
         }
     };
     let previous_owner = lease.lease_owner.as_deref().unwrap_or("-");
-    let counter_name = if stolen { "shardline_lease_stolen_total" } else { "shardline_lease_taken_total" };
+    let counter_name = if stolen {
+        "shardline_lease_stolen_total"
+    } else {
+        "shardline_lease_taken_total"
+    };
     metrics::counter!(counter_name, "pipeline" => config.pipeline.clone(), "shard_id" => lease.lease_key.clone()).increment(1);
     tracing::info!(
         lease_key = %lease.lease_key,

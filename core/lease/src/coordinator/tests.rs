@@ -22,7 +22,11 @@ struct Worker {
 impl Worker {
     fn start(store: &Arc<dyn LeaseStore>, config: CoordinatorConfig) -> Self {
         let (coordinator, handles) = LeaseCoordinator::start(Arc::clone(store), config);
-        Worker { coordinator, handles, received: Vec::new() }
+        Worker {
+            coordinator,
+            handles,
+            received: Vec::new(),
+        }
     }
 
     fn held(&self) -> usize {
@@ -48,7 +52,10 @@ fn config(worker: &str) -> CoordinatorConfig {
 async fn seeded(n: usize) -> Arc<dyn LeaseStore> {
     let store = EmbeddedLeaseStore::in_memory();
     for i in 0..n {
-        store.create_lease_if_absent(&Lease::new(format!("shard-{i}"), Checkpoint::TrimHorizon)).await.unwrap();
+        store
+            .create_lease_if_absent(&Lease::new(format!("shard-{i}"), Checkpoint::TrimHorizon))
+            .await
+            .unwrap();
     }
     Arc::new(store)
 }
@@ -57,7 +64,10 @@ async fn seeded(n: usize) -> Arc<dyn LeaseStore> {
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -65,7 +75,9 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 async fn owners(store: &Arc<dyn LeaseStore>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for lease in store.list_leases().await.unwrap() {
-        *counts.entry(lease.lease_owner.unwrap_or_default()).or_default() += 1;
+        *counts
+            .entry(lease.lease_owner.unwrap_or_default())
+            .or_default() += 1;
     }
     counts
 }
@@ -73,10 +85,19 @@ async fn owners(store: &Arc<dyn LeaseStore>) -> BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_split_leases_evenly() {
     let store = seeded(6).await;
-    let workers: Vec<Worker> = ["a", "b", "c"].iter().map(|w| Worker::start(&store, config(w))).collect();
-    wait_until("each worker holds 2 leases", || workers.iter().all(|w| w.held() == 2)).await;
+    let workers: Vec<Worker> = ["a", "b", "c"]
+        .iter()
+        .map(|w| Worker::start(&store, config(w)))
+        .collect();
+    wait_until("each worker holds 2 leases", || {
+        workers.iter().all(|w| w.held() == 2)
+    })
+    .await;
     let table = owners(&store).await;
-    assert_eq!(table, BTreeMap::from([("a".into(), 2), ("b".into(), 2), ("c".into(), 2)]));
+    assert_eq!(
+        table,
+        BTreeMap::from([("a".into(), 2), ("b".into(), 2), ("c".into(), 2)])
+    );
     for worker in workers {
         worker.coordinator.shutdown().await;
     }
@@ -91,9 +112,15 @@ async fn stopped_workers_leases_are_taken_after_expiry() {
     a.drain();
     let stopped = std::time::Instant::now();
     a.coordinator.shutdown().await;
-    assert!(a.received.iter().all(LeaseHandle::is_lost), "shutdown marks unreleased handles lost");
+    assert!(
+        a.received.iter().all(LeaseHandle::is_lost),
+        "shutdown marks unreleased handles lost"
+    );
     wait_until("b holds all 4 leases", || b.held() == 4).await;
-    assert!(stopped.elapsed() >= FAILOVER, "leases were taken before they expired");
+    assert!(
+        stopped.elapsed() >= FAILOVER,
+        "leases were taken before they expired"
+    );
     assert_eq!(owners(&store).await, BTreeMap::from([("b".into(), 4)]));
     b.coordinator.shutdown().await;
 }
@@ -112,7 +139,10 @@ async fn stealing_balances_four_zero_to_two_two() {
     // Balanced now: nothing moves for several taker runs.
     tokio::time::sleep(FAILOVER * 5).await;
     assert_eq!((a.held(), b.held()), (2, 2));
-    assert_eq!(owners(&store).await, BTreeMap::from([("a".into(), 2), ("b".into(), 2)]));
+    assert_eq!(
+        owners(&store).await,
+        BTreeMap::from([("a".into(), 2), ("b".into(), 2)])
+    );
     a.coordinator.shutdown().await;
     b.coordinator.shutdown().await;
 }
@@ -120,7 +150,13 @@ async fn stealing_balances_four_zero_to_two_two() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_leases_per_worker_is_respected() {
     let store = seeded(5).await;
-    let a = Worker::start(&store, CoordinatorConfig { max_leases_per_worker: 2, ..config("a") });
+    let a = Worker::start(
+        &store,
+        CoordinatorConfig {
+            max_leases_per_worker: 2,
+            ..config("a")
+        },
+    );
     wait_until("a holds 2 leases", || a.held() == 2).await;
     let b = Worker::start(&store, config("b"));
     wait_until("b holds the other 3", || b.held() == 3).await;
@@ -133,49 +169,97 @@ async fn max_leases_per_worker_is_respected() {
 #[tokio::test]
 async fn checkpoint_after_being_stolen_fails_with_lost() {
     let store = seeded(1).await;
-    let mut a = Worker::start(&store, CoordinatorConfig { failover_time: Duration::from_secs(30), ..config("a") });
+    let mut a = Worker::start(
+        &store,
+        CoordinatorConfig {
+            failover_time: Duration::from_secs(30),
+            ..config("a")
+        },
+    );
     let handle = a.handles.recv().await.unwrap();
     handle.checkpoint(Checkpoint::Latest).await.unwrap();
-    assert_eq!(store.get_lease("shard-0").await.unwrap().unwrap().checkpoint, Checkpoint::Latest);
+    assert_eq!(
+        store
+            .get_lease("shard-0")
+            .await
+            .unwrap()
+            .unwrap()
+            .checkpoint,
+        Checkpoint::Latest
+    );
 
     // Another worker steals it behind a's back.
     let current = store.get_lease("shard-0").await.unwrap().unwrap();
     store.take(&current, "thief").await.unwrap();
 
     let lost = handle.lost();
-    let err = handle.checkpoint(Checkpoint::TrimHorizon).await.unwrap_err();
+    let err = handle
+        .checkpoint(Checkpoint::TrimHorizon)
+        .await
+        .unwrap_err();
     assert!(err.is_lost(), "{err}");
     assert!(lost.is_cancelled());
     assert!(a.coordinator.held_lease_keys().is_empty());
     let stored = store.get_lease("shard-0").await.unwrap().unwrap();
-    assert_eq!((stored.lease_owner.as_deref(), stored.checkpoint), (Some("thief"), Checkpoint::Latest));
+    assert_eq!(
+        (stored.lease_owner.as_deref(), stored.checkpoint),
+        (Some("thief"), Checkpoint::Latest)
+    );
     // Later calls fail at once.
-    assert!(handle.set_child_shard_ids(&["c".into()]).await.unwrap_err().is_lost());
+    assert!(handle
+        .set_child_shard_ids(&["c".into()])
+        .await
+        .unwrap_err()
+        .is_lost());
     a.coordinator.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_lease_is_taken_at_once_and_stop_taking_holds() {
     let store = seeded(2).await;
-    let mut a = Worker::start(&store, CoordinatorConfig { failover_time: Duration::from_secs(5), ..config("a") });
+    let mut a = Worker::start(
+        &store,
+        CoordinatorConfig {
+            failover_time: Duration::from_secs(5),
+            ..config("a")
+        },
+    );
     let first = a.handles.recv().await.unwrap();
     let _second = a.handles.recv().await.unwrap();
     a.coordinator.stop_taking();
     first.release(Some(Checkpoint::ShardEnd)).await.unwrap();
     assert!(first.is_lost());
     let stored = store.get_lease(first.lease_key()).await.unwrap().unwrap();
-    assert_eq!((stored.lease_owner, stored.checkpoint), (None, Checkpoint::ShardEnd));
-    assert!(first.release(None).await.unwrap_err().is_lost(), "a released handle is lost");
+    assert_eq!(
+        (stored.lease_owner, stored.checkpoint),
+        (None, Checkpoint::ShardEnd)
+    );
+    assert!(
+        first.release(None).await.unwrap_err().is_lost(),
+        "a released handle is lost"
+    );
 
     // b takes the released (unowned) lease on its first run, long before
     // the 5 s failover; SHARD_END leases are never taken, so release the
     // second without a final checkpoint to see it move.
     _second.release(None).await.unwrap();
-    let b = Worker::start(&store, CoordinatorConfig { failover_time: Duration::from_secs(5), ..config("b") });
+    let b = Worker::start(
+        &store,
+        CoordinatorConfig {
+            failover_time: Duration::from_secs(5),
+            ..config("b")
+        },
+    );
     wait_until("b holds the released lease", || b.held() == 1).await;
-    assert_eq!(b.coordinator.held_lease_keys(), vec![_second.lease_key().to_owned()]);
+    assert_eq!(
+        b.coordinator.held_lease_keys(),
+        vec![_second.lease_key().to_owned()]
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(a.coordinator.held_lease_keys().is_empty(), "a stopped taking");
+    assert!(
+        a.coordinator.held_lease_keys().is_empty(),
+        "a stopped taking"
+    );
     a.coordinator.shutdown().await;
     b.coordinator.shutdown().await;
 }
@@ -220,14 +304,26 @@ impl LeaseStore for Unreachable {
     async fn evict(&self, expected: &Lease) -> Result<Lease, LeaseError> {
         self.inner.evict(expected).await
     }
-    async fn checkpoint(&self, expected: &Lease, checkpoint: &Checkpoint) -> Result<Lease, LeaseError> {
+    async fn checkpoint(
+        &self,
+        expected: &Lease,
+        checkpoint: &Checkpoint,
+    ) -> Result<Lease, LeaseError> {
         let written = self.inner.checkpoint(expected, checkpoint).await?;
         if self.lose_answers.load(Ordering::SeqCst) {
-            return Err(LeaseError::Lost { table: "t".into(), lease_key: written.lease_key, reason: "retry".into() });
+            return Err(LeaseError::Lost {
+                table: "t".into(),
+                lease_key: written.lease_key,
+                reason: "retry".into(),
+            });
         }
         Ok(written)
     }
-    async fn update_child_shard_ids(&self, expected: &Lease, children: &[String]) -> Result<Lease, LeaseError> {
+    async fn update_child_shard_ids(
+        &self,
+        expected: &Lease,
+        children: &[String],
+    ) -> Result<Lease, LeaseError> {
         self.inner.update_child_shard_ids(expected, children).await
     }
     async fn delete_lease(&self, lease_key: &str) -> Result<(), LeaseError> {
@@ -238,8 +334,15 @@ impl LeaseStore for Unreachable {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_not_renewed_within_failover_is_given_up() {
     let inner = EmbeddedLeaseStore::in_memory();
-    inner.create_lease_if_absent(&Lease::new("shard-0", Checkpoint::TrimHorizon)).await.unwrap();
-    let store = Arc::new(Unreachable { inner, failing: AtomicBool::new(false), lose_answers: AtomicBool::new(false) });
+    inner
+        .create_lease_if_absent(&Lease::new("shard-0", Checkpoint::TrimHorizon))
+        .await
+        .unwrap();
+    let store = Arc::new(Unreachable {
+        inner,
+        failing: AtomicBool::new(false),
+        lose_answers: AtomicBool::new(false),
+    });
     let dyn_store: Arc<dyn LeaseStore> = store.clone();
     let mut a = Worker::start(&dyn_store, CoordinatorConfig { ..config("a") });
     let handle = a.handles.recv().await.unwrap();
@@ -249,27 +352,57 @@ async fn lease_not_renewed_within_failover_is_given_up() {
     assert!(!handle.is_lost());
     let failed_at = std::time::Instant::now();
     store.failing.store(true, Ordering::SeqCst);
-    tokio::time::timeout(DEADLINE, handle.lost().cancelled()).await.expect("handle marked lost");
-    assert!(failed_at.elapsed() <= FAILOVER * 3, "lost within about the failover time: {:?}", failed_at.elapsed());
-    assert!(handle.checkpoint(Checkpoint::Latest).await.unwrap_err().is_lost());
+    tokio::time::timeout(DEADLINE, handle.lost().cancelled())
+        .await
+        .expect("handle marked lost");
+    assert!(
+        failed_at.elapsed() <= FAILOVER * 3,
+        "lost within about the failover time: {:?}",
+        failed_at.elapsed()
+    );
+    assert!(handle
+        .checkpoint(Checkpoint::Latest)
+        .await
+        .unwrap_err()
+        .is_lost());
     a.coordinator.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_write_whose_answer_was_lost_is_recognised() {
     let inner = EmbeddedLeaseStore::in_memory();
-    inner.create_lease_if_absent(&Lease::new("shard-0", Checkpoint::TrimHorizon)).await.unwrap();
-    let store = Arc::new(Unreachable { inner, failing: AtomicBool::new(false), lose_answers: AtomicBool::new(true) });
+    inner
+        .create_lease_if_absent(&Lease::new("shard-0", Checkpoint::TrimHorizon))
+        .await
+        .unwrap();
+    let store = Arc::new(Unreachable {
+        inner,
+        failing: AtomicBool::new(false),
+        lose_answers: AtomicBool::new(true),
+    });
     let dyn_store: Arc<dyn LeaseStore> = store.clone();
-    let mut a = Worker::start(&dyn_store, CoordinatorConfig { failover_time: Duration::from_secs(30), ..config("a") });
+    let mut a = Worker::start(
+        &dyn_store,
+        CoordinatorConfig {
+            failover_time: Duration::from_secs(30),
+            ..config("a")
+        },
+    );
     let handle = a.handles.recv().await.unwrap();
     handle.checkpoint(Checkpoint::Latest).await.unwrap();
     assert!(!handle.is_lost());
-    assert_eq!(handle.snapshot(), store.get_lease("shard-0").await.unwrap().unwrap());
+    assert_eq!(
+        handle.snapshot(),
+        store.get_lease("shard-0").await.unwrap().unwrap()
+    );
     // A real loss is still a loss.
     let current = store.get_lease("shard-0").await.unwrap().unwrap();
     store.take(&current, "thief").await.unwrap();
-    assert!(handle.checkpoint(Checkpoint::Latest).await.unwrap_err().is_lost());
+    assert!(handle
+        .checkpoint(Checkpoint::Latest)
+        .await
+        .unwrap_err()
+        .is_lost());
     assert!(handle.is_lost());
     a.coordinator.shutdown().await;
 }

@@ -54,14 +54,29 @@ pub(crate) fn to_item(lease: &Lease) -> HashMap<String, AttributeValue> {
     if let Some(owner) = &lease.lease_owner {
         item.insert(LEASE_OWNER.to_owned(), s(owner));
     }
-    item.insert(OWNER_SWITCHES.to_owned(), n(lease.owner_switches_since_checkpoint));
-    item.insert(CHECKPOINT.to_owned(), AttributeValue::S(lease.checkpoint.sequence_string()));
-    item.insert(CHECKPOINT_SUB.to_owned(), n(lease.checkpoint.sub_sequence()));
+    item.insert(
+        OWNER_SWITCHES.to_owned(),
+        n(lease.owner_switches_since_checkpoint),
+    );
+    item.insert(
+        CHECKPOINT.to_owned(),
+        AttributeValue::S(lease.checkpoint.sequence_string()),
+    );
+    item.insert(
+        CHECKPOINT_SUB.to_owned(),
+        n(lease.checkpoint.sub_sequence()),
+    );
     if !lease.parent_shard_ids.is_empty() {
-        item.insert(PARENT_SHARD_IDS.to_owned(), AttributeValue::Ss(lease.parent_shard_ids.clone()));
+        item.insert(
+            PARENT_SHARD_IDS.to_owned(),
+            AttributeValue::Ss(lease.parent_shard_ids.clone()),
+        );
     }
     if !lease.child_shard_ids.is_empty() {
-        item.insert(CHILD_SHARD_IDS.to_owned(), AttributeValue::Ss(lease.child_shard_ids.clone()));
+        item.insert(
+            CHILD_SHARD_IDS.to_owned(),
+            AttributeValue::Ss(lease.child_shard_ids.clone()),
+        );
     }
     if let Some(key) = &lease.starting_hash_key {
         item.insert(STARTING_HASH_KEY.to_owned(), s(key));
@@ -78,17 +93,34 @@ pub(crate) fn to_item(lease: &Lease) -> HashMap<String, AttributeValue> {
 /// # Errors
 /// [`LeaseError::Corrupt`] when `leaseKey` or `checkpoint` is missing or an
 /// attribute has the wrong type or an unparsable value.
-pub(crate) fn from_item(table: &str, item: &HashMap<String, AttributeValue>) -> Result<Lease, LeaseError> {
-    let reader = ItemReader { table, lease_key: "?", item };
-    let lease_key = reader.string(LEASE_KEY)?.ok_or_else(|| reader.corrupt(LEASE_KEY, "missing"))?;
-    let reader = ItemReader { table, lease_key: &lease_key, item };
-    let sequence = reader.string(CHECKPOINT)?.ok_or_else(|| reader.corrupt(CHECKPOINT, "missing"))?;
+pub(crate) fn from_item(
+    table: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Lease, LeaseError> {
+    let reader = ItemReader {
+        table,
+        lease_key: "?",
+        item,
+    };
+    let lease_key = reader
+        .string(LEASE_KEY)?
+        .ok_or_else(|| reader.corrupt(LEASE_KEY, "missing"))?;
+    let reader = ItemReader {
+        table,
+        lease_key: &lease_key,
+        item,
+    };
+    let sequence = reader
+        .string(CHECKPOINT)?
+        .ok_or_else(|| reader.corrupt(CHECKPOINT, "missing"))?;
     let sub_sequence = reader.number(CHECKPOINT_SUB)?.unwrap_or(0);
-    let checkpoint =
-        Checkpoint::from_parts(&sequence, sub_sequence).map_err(|e| reader.corrupt(CHECKPOINT, &e.to_string()))?;
+    let checkpoint = Checkpoint::from_parts(&sequence, sub_sequence)
+        .map_err(|e| reader.corrupt(CHECKPOINT, &e.to_string()))?;
     let child_shard_ids = match reader.string_set(CHILD_SHARD_IDS)? {
         Some(ids) => ids,
-        None => reader.string_set(CHILD_SHARD_IDS_LEGACY)?.unwrap_or_default(),
+        None => reader
+            .string_set(CHILD_SHARD_IDS_LEGACY)?
+            .unwrap_or_default(),
     };
     Ok(Lease {
         lease_owner: reader.string(LEASE_OWNER)?,
@@ -123,19 +155,26 @@ impl ItemReader<'_> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
             Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
-            Some(other) => Err(self.corrupt(name, &format!("expected a string (S), found {}", type_name(other)))),
+            Some(other) => Err(self.corrupt(
+                name,
+                &format!("expected a string (S), found {}", type_name(other)),
+            )),
         }
     }
 
     fn number(&self, name: &str) -> Result<Option<u64>, LeaseError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::N(v)) => v
-                .trim()
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| self.corrupt(name, &format!("expected a non-negative integer, found {v:?}"))),
-            Some(other) => Err(self.corrupt(name, &format!("expected a number (N), found {}", type_name(other)))),
+            Some(AttributeValue::N(v)) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+                self.corrupt(
+                    name,
+                    &format!("expected a non-negative integer, found {v:?}"),
+                )
+            }),
+            Some(other) => Err(self.corrupt(
+                name,
+                &format!("expected a number (N), found {}", type_name(other)),
+            )),
         }
     }
 
@@ -148,7 +187,10 @@ impl ItemReader<'_> {
                 Ok(Some(ids))
             }
             Some(AttributeValue::S(v)) => Ok(Some(vec![v.clone()])),
-            Some(other) => Err(self.corrupt(name, &format!("expected a string set (SS), found {}", type_name(other)))),
+            Some(other) => Err(self.corrupt(
+                name,
+                &format!("expected a string set (SS), found {}", type_name(other)),
+            )),
         }
     }
 }
@@ -176,7 +218,10 @@ mod tests {
 
     #[test]
     fn round_trips_with_kcl_names() {
-        let mut lease = Lease::new("shardId-000000000001", Checkpoint::At(Position::new(SequenceNumber::parse("4959").unwrap(), 3)));
+        let mut lease = Lease::new(
+            "shardId-000000000001",
+            Checkpoint::At(Position::new(SequenceNumber::parse("4959").unwrap(), 3)),
+        );
         lease.lease_owner = Some("w1".into());
         lease.lease_counter = 7;
         lease.parent_shard_ids = vec!["shardId-000000000000".into()];
@@ -187,8 +232,14 @@ mod tests {
         assert_eq!(item.get("leaseCounter"), Some(&n(7)));
         assert_eq!(item.get("checkpoint"), Some(&s("4959")));
         assert_eq!(item.get("checkpointSubSequenceNumber"), Some(&n(3)));
-        assert_eq!(item.get("parentShardId"), Some(&AttributeValue::Ss(vec!["shardId-000000000000".into()])));
-        assert!(!item.contains_key("childShardIds"), "empty sets are omitted");
+        assert_eq!(
+            item.get("parentShardId"),
+            Some(&AttributeValue::Ss(vec!["shardId-000000000000".into()]))
+        );
+        assert!(
+            !item.contains_key("childShardIds"),
+            "empty sets are omitted"
+        );
         assert_eq!(from_item("t", &item).unwrap(), lease);
     }
 
@@ -198,7 +249,10 @@ mod tests {
         item.insert("leaseKey".to_owned(), s("shardId-1"));
         item.insert("checkpoint".to_owned(), s("TRIM_HORIZON"));
         item.insert("pendingCheckpoint".to_owned(), s("123"));
-        item.insert("childShardId".to_owned(), AttributeValue::Ss(vec!["b".into(), "a".into()]));
+        item.insert(
+            "childShardId".to_owned(),
+            AttributeValue::Ss(vec!["b".into(), "a".into()]),
+        );
         let lease = from_item("t", &item).unwrap();
         assert_eq!(lease.lease_counter, 0);
         assert_eq!(lease.lease_owner, None);
@@ -211,12 +265,18 @@ mod tests {
         let mut item = HashMap::new();
         item.insert("leaseKey".to_owned(), s("shardId-1"));
         let err = from_item("t", &item).unwrap_err();
-        assert!(matches!(err, LeaseError::Corrupt { ref attribute, .. } if attribute == "checkpoint"), "{err}");
+        assert!(
+            matches!(err, LeaseError::Corrupt { ref attribute, .. } if attribute == "checkpoint"),
+            "{err}"
+        );
         item.insert("checkpoint".to_owned(), s("not-a-number"));
         assert!(from_item("t", &item).is_err());
         item.insert("checkpoint".to_owned(), s("LATEST"));
         item.insert("leaseCounter".to_owned(), s("1"));
         let err = from_item("t", &item).unwrap_err();
-        assert!(matches!(err, LeaseError::Corrupt { ref attribute, .. } if attribute == "leaseCounter"), "{err}");
+        assert!(
+            matches!(err, LeaseError::Corrupt { ref attribute, .. } if attribute == "leaseCounter"),
+            "{err}"
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType,
-    TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ScalarAttributeType, TableStatus,
 };
 use aws_sdk_dynamodb::Client;
 use shardline_api::Checkpoint;
@@ -41,8 +41,16 @@ struct Update<'a> {
 }
 
 impl<'a> Update<'a> {
+    /// An update of an existing lease (never creates one).
     fn new(operation: &'static str, lease_key: &'a str) -> Self {
-        Update { operation, lease_key, update: String::new(), condition: String::new(), names: Vec::new(), values: Vec::new() }
+        Update {
+            operation,
+            lease_key,
+            update: String::new(),
+            condition: "attribute_exists(#key)".to_owned(),
+            names: vec![("#key", item::LEASE_KEY)],
+            values: Vec::new(),
+        }
     }
 
     fn name(mut self, placeholder: &'static str, attribute: &'static str) -> Self {
@@ -57,7 +65,9 @@ impl<'a> Update<'a> {
 
     /// Adds `leaseCounter = :expected_counter` to the condition.
     fn counter_is(self, expected: &Lease) -> Self {
-        let update = self.name("#counter", item::LEASE_COUNTER).value(":expected_counter", n(expected.lease_counter));
+        let update = self
+            .name("#counter", item::LEASE_COUNTER)
+            .value(":expected_counter", n(expected.lease_counter));
         update.and_condition("#counter = :expected_counter")
     }
 
@@ -65,7 +75,9 @@ impl<'a> Update<'a> {
     fn owner_is(self, expected: &Lease) -> Self {
         let update = self.name("#owner", item::LEASE_OWNER);
         match &expected.lease_owner {
-            Some(owner) => update.value(":expected_owner", s(owner)).and_condition("#owner = :expected_owner"),
+            Some(owner) => update
+                .value(":expected_owner", s(owner))
+                .and_condition("#owner = :expected_owner"),
             None => update.and_condition("attribute_not_exists(#owner)"),
         }
     }
@@ -87,7 +99,10 @@ impl<'a> Update<'a> {
 impl DynamoDbLeaseStore {
     /// A store for `table`, reached through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoDbLeaseStore { client, table: table.into() }
+        DynamoDbLeaseStore {
+            client,
+            table: table.into(),
+        }
     }
 
     /// The table name.
@@ -100,7 +115,13 @@ impl DynamoDbLeaseStore {
     }
 
     async fn table_status(&self) -> Result<Option<TableStatus>, LeaseError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.table().and_then(|t| t.table_status()).cloned()),
             Err(err) => match classify(err, &self.table, "describe_table", None) {
                 LeaseError::TableMissing { .. } => Ok(None),
@@ -141,7 +162,13 @@ impl DynamoDbLeaseStore {
                 Ok(())
             }
             // Another worker created it at the same time.
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
             Err(err) => Err(classify(err, &self.table, "create_table", None)),
         }
     }
@@ -193,10 +220,15 @@ impl LeaseStore for DynamoDbLeaseStore {
                     created = true;
                     continue;
                 }
-                status => tracing::debug!(table = %self.table, status = ?status, "waiting for lease table to become active"),
+                status => {
+                    tracing::debug!(table = %self.table, status = ?status, "waiting for lease table to become active")
+                }
             }
             if tokio::time::Instant::now() >= deadline {
-                let message = format!("table did not become ACTIVE within {}s", TABLE_ACTIVE_TIMEOUT.as_secs());
+                let message = format!(
+                    "table did not become ACTIVE within {}s",
+                    TABLE_ACTIVE_TIMEOUT.as_secs()
+                );
                 return Err(LeaseError::Unavailable {
                     table: self.table.clone(),
                     operation: "ensure_table",
@@ -244,7 +276,9 @@ impl LeaseStore for DynamoDbLeaseStore {
             .send()
             .await
             .map_err(|err| classify(err, &self.table, "get_lease", Some(lease_key)))?;
-        out.item().map(|item| item::from_item(&self.table, item)).transpose()
+        out.item()
+            .map(|item| item::from_item(&self.table, item))
+            .transpose()
     }
 
     async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool, LeaseError> {
@@ -259,7 +293,12 @@ impl LeaseStore for DynamoDbLeaseStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) => match classify(err, &self.table, "create_lease_if_absent", Some(&lease.lease_key)) {
+            Err(err) => match classify(
+                err,
+                &self.table,
+                "create_lease_if_absent",
+                Some(&lease.lease_key),
+            ) {
                 LeaseError::Lost { .. } => Ok(false),
                 other => Err(other),
             },
@@ -281,7 +320,10 @@ impl LeaseStore for DynamoDbLeaseStore {
             .name("#owner", item::LEASE_OWNER)
             .value(":new_owner", s(new_owner))
             .value(":new_counter", n(expected.lease_counter + 1));
-        let owner_changes = expected.lease_owner.as_deref().is_some_and(|owner| owner != new_owner);
+        let owner_changes = expected
+            .lease_owner
+            .as_deref()
+            .is_some_and(|owner| owner != new_owner);
         update = if owner_changes {
             update
                 .name("#switches", item::OWNER_SWITCHES)
@@ -304,7 +346,11 @@ impl LeaseStore for DynamoDbLeaseStore {
         self.update(update).await
     }
 
-    async fn checkpoint(&self, expected: &Lease, checkpoint: &Checkpoint) -> Result<Lease, LeaseError> {
+    async fn checkpoint(
+        &self,
+        expected: &Lease,
+        checkpoint: &Checkpoint,
+    ) -> Result<Lease, LeaseError> {
         let update = Update::new("checkpoint", &expected.lease_key)
             .counter_is(expected)
             .owner_is(expected)
@@ -324,7 +370,11 @@ impl LeaseStore for DynamoDbLeaseStore {
         self.update(update).await
     }
 
-    async fn update_child_shard_ids(&self, expected: &Lease, children: &[String]) -> Result<Lease, LeaseError> {
+    async fn update_child_shard_ids(
+        &self,
+        expected: &Lease,
+        children: &[String],
+    ) -> Result<Lease, LeaseError> {
         let update = Update::new("update_child_shard_ids", &expected.lease_key)
             .counter_is(expected)
             .name("#children", item::CHILD_SHARD_IDS)

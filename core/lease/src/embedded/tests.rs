@@ -12,48 +12,107 @@ async fn conditional_writes_follow_counter_and_owner() {
     let store = EmbeddedLeaseStore::in_memory();
     let fresh = Lease::new("shard-1", Checkpoint::TrimHorizon);
     assert!(store.create_lease_if_absent(&fresh).await.unwrap());
-    assert!(!store.create_lease_if_absent(&fresh).await.unwrap(), "second create is refused");
+    assert!(
+        !store.create_lease_if_absent(&fresh).await.unwrap(),
+        "second create is refused"
+    );
 
     let w1 = store.take(&fresh, "w1").await.unwrap();
-    assert_eq!((w1.lease_counter, w1.lease_owner.as_deref(), w1.owner_switches_since_checkpoint), (1, Some("w1"), 0));
+    assert_eq!(
+        (
+            w1.lease_counter,
+            w1.lease_owner.as_deref(),
+            w1.owner_switches_since_checkpoint
+        ),
+        (1, Some("w1"), 0)
+    );
 
     // A stale counter loses, whatever the call.
     let err = store.take(&fresh, "w2").await.unwrap_err();
     assert!(err.is_lost(), "{err}");
     assert!(store.renew(&fresh).await.unwrap_err().is_lost());
-    assert!(store.checkpoint(&fresh, &at("5", 0)).await.unwrap_err().is_lost());
-    assert!(store.update_child_shard_ids(&fresh, &["c".into()]).await.unwrap_err().is_lost());
+    assert!(store
+        .checkpoint(&fresh, &at("5", 0))
+        .await
+        .unwrap_err()
+        .is_lost());
+    assert!(store
+        .update_child_shard_ids(&fresh, &["c".into()])
+        .await
+        .unwrap_err()
+        .is_lost());
 
     // Right counter, wrong owner: renew and checkpoint lose.
     let mut wrong_owner = w1.clone();
     wrong_owner.lease_owner = Some("w9".into());
     assert!(store.renew(&wrong_owner).await.unwrap_err().is_lost());
-    assert!(store.checkpoint(&wrong_owner, &at("5", 0)).await.unwrap_err().is_lost());
+    assert!(store
+        .checkpoint(&wrong_owner, &at("5", 0))
+        .await
+        .unwrap_err()
+        .is_lost());
 
     let renewed = store.renew(&w1).await.unwrap();
     assert_eq!(renewed.lease_counter, 2);
 
     // Stealing counts an owner switch; a checkpoint resets it.
     let w2 = store.take(&renewed, "w2").await.unwrap();
-    assert_eq!((w2.lease_counter, w2.owner_switches_since_checkpoint), (3, 1));
+    assert_eq!(
+        (w2.lease_counter, w2.owner_switches_since_checkpoint),
+        (3, 1)
+    );
     let w2 = store.take(&w2, "w2").await.unwrap();
-    assert_eq!(w2.owner_switches_since_checkpoint, 1, "taking from oneself is no switch");
-    let checkpointed = store.checkpoint(&w2, &at("49590338271490256608559692538361571095921575989136588898", 2)).await.unwrap();
+    assert_eq!(
+        w2.owner_switches_since_checkpoint, 1,
+        "taking from oneself is no switch"
+    );
+    let checkpointed = store
+        .checkpoint(
+            &w2,
+            &at(
+                "49590338271490256608559692538361571095921575989136588898",
+                2,
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(checkpointed.owner_switches_since_checkpoint, 0);
-    assert_eq!(checkpointed.checkpoint, at("49590338271490256608559692538361571095921575989136588898", 2));
-    assert_eq!(store.get_lease("shard-1").await.unwrap().unwrap(), checkpointed);
+    assert_eq!(
+        checkpointed.checkpoint,
+        at(
+            "49590338271490256608559692538361571095921575989136588898",
+            2
+        )
+    );
+    assert_eq!(
+        store.get_lease("shard-1").await.unwrap().unwrap(),
+        checkpointed
+    );
 
     // Evict is conditional on the owner only, and removes it.
     assert!(store.evict(&wrong_owner).await.unwrap_err().is_lost());
     let evicted = store.evict(&w2).await.unwrap();
     assert_eq!(evicted.lease_owner, None);
     assert_eq!(evicted.lease_counter, checkpointed.lease_counter + 1);
-    assert_eq!(evicted.checkpoint, checkpointed.checkpoint, "evict keeps the checkpoint");
+    assert_eq!(
+        evicted.checkpoint, checkpointed.checkpoint,
+        "evict keeps the checkpoint"
+    );
 
-    let with_children = store.update_child_shard_ids(&evicted, &["c1".into(), "c2".into()]).await.unwrap();
-    assert_eq!(with_children.child_shard_ids, vec!["c1".to_owned(), "c2".to_owned()]);
+    let with_children = store
+        .update_child_shard_ids(&evicted, &["c1".into(), "c2".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        with_children.child_shard_ids,
+        vec!["c1".to_owned(), "c2".to_owned()]
+    );
 
-    assert!(store.renew(&Lease::new("missing", Checkpoint::Latest)).await.unwrap_err().is_lost());
+    assert!(store
+        .renew(&Lease::new("missing", Checkpoint::Latest))
+        .await
+        .unwrap_err()
+        .is_lost());
     store.delete_lease("shard-1").await.unwrap();
     store.delete_lease("shard-1").await.unwrap();
     assert!(store.get_lease("shard-1").await.unwrap().is_none());
@@ -71,7 +130,10 @@ async fn reloads_from_file_after_restart() {
         let store = EmbeddedLeaseStore::open(dir.path(), "orders").unwrap();
         store.ensure_table().await.unwrap();
         assert!(store.create_lease_if_absent(&lease).await.unwrap());
-        assert!(store.create_lease_if_absent(&Lease::new("other", Checkpoint::Latest)).await.unwrap());
+        assert!(store
+            .create_lease_if_absent(&Lease::new("other", Checkpoint::Latest))
+            .await
+            .unwrap());
         let taken = store.take(&lease, "w1").await.unwrap();
         store.checkpoint(&taken, &at("123", 4)).await.unwrap()
     };
@@ -80,7 +142,10 @@ async fn reloads_from_file_after_restart() {
     std::fs::write(&stale, b"{garbage").unwrap();
 
     let reopened = EmbeddedLeaseStore::open(dir.path(), "orders").unwrap();
-    assert_eq!(reopened.get_lease("shardId-000000000001").await.unwrap(), Some(written.clone()));
+    assert_eq!(
+        reopened.get_lease("shardId-000000000001").await.unwrap(),
+        Some(written.clone())
+    );
     assert_eq!(reopened.list_leases().await.unwrap().len(), 2);
     assert!(!stale.exists());
     // The counter condition survives the restart.
@@ -88,10 +153,23 @@ async fn reloads_from_file_after_restart() {
     reopened.renew(&written).await.unwrap();
 
     let text = std::fs::read_to_string(reopened.path().unwrap()).unwrap();
-    for name in ["leaseKey", "leaseOwner", "leaseCounter", "checkpoint", "checkpointSubSequenceNumber", "parentShardId"] {
-        assert!(text.contains(&format!("\"{name}\"")), "{name} missing in {text}");
+    for name in [
+        "leaseKey",
+        "leaseOwner",
+        "leaseCounter",
+        "checkpoint",
+        "checkpointSubSequenceNumber",
+        "parentShardId",
+    ] {
+        assert!(
+            text.contains(&format!("\"{name}\"")),
+            "{name} missing in {text}"
+        );
     }
-    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(entries.len(), 1, "only the table file remains: {entries:?}");
 }
 
@@ -122,7 +200,11 @@ async fn failed_write_changes_nothing() {
     std::fs::write(path.join("blocker"), b"x").unwrap();
     let err = store.take(&lease, "w").await.unwrap_err();
     assert!(matches!(err, LeaseError::Io { .. }), "{err}");
-    assert_eq!(store.get_lease("s").await.unwrap(), Some(lease.clone()), "memory unchanged after a failed write");
+    assert_eq!(
+        store.get_lease("s").await.unwrap(),
+        Some(lease.clone()),
+        "memory unchanged after a failed write"
+    );
     let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(leftovers, 1, "the temp file is removed");
     std::fs::remove_dir_all(&path).unwrap();

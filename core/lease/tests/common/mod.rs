@@ -24,7 +24,10 @@ pub fn shard(id: &str, parents: &[&str], closed: bool) -> ShardInfo {
 pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let end = tokio::time::Instant::now() + deadline;
     while !condition() {
-        assert!(tokio::time::Instant::now() < end, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -36,9 +39,23 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
     assert!(store.list_leases().await.unwrap().is_empty());
 
     // Shard sync: p0 closed, split into c1/c2; TRIM_HORIZON creates all.
-    let shards = [shard("p0", &[], true), shard("c1", &["p0"], false), shard("c2", &["p0"], false)];
-    assert_eq!(sync_leases(store, &shards, &Checkpoint::TrimHorizon).await.unwrap(), 3);
-    assert_eq!(sync_leases(store, &shards, &Checkpoint::TrimHorizon).await.unwrap(), 0);
+    let shards = [
+        shard("p0", &[], true),
+        shard("c1", &["p0"], false),
+        shard("c2", &["p0"], false),
+    ];
+    assert_eq!(
+        sync_leases(store, &shards, &Checkpoint::TrimHorizon)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        sync_leases(store, &shards, &Checkpoint::TrimHorizon)
+            .await
+            .unwrap(),
+        0
+    );
     let listed = store.list_leases().await.unwrap();
     let keys: Vec<&str> = listed.iter().map(|l| l.lease_key.as_str()).collect();
     assert_eq!(keys, ["c1", "c2", "p0"]);
@@ -51,12 +68,22 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
 
     // Take, renew, checkpoint; each returns the lease as written.
     let taken = store.take(&c1, "w1").await.unwrap();
-    assert_eq!((taken.lease_owner.as_deref(), taken.lease_counter, taken.owner_switches_since_checkpoint), (Some("w1"), 1, 0));
+    assert_eq!(
+        (
+            taken.lease_owner.as_deref(),
+            taken.lease_counter,
+            taken.owner_switches_since_checkpoint
+        ),
+        (Some("w1"), 1, 0)
+    );
     let renewed = store.renew(&taken).await.unwrap();
     assert_eq!(renewed.lease_counter, 2);
     let seq = "49590338271490256608559692538361571095921575989136588898";
     let checkpointed = store.checkpoint(&renewed, &at(seq, 7)).await.unwrap();
-    assert_eq!((checkpointed.lease_counter, checkpointed.checkpoint.clone()), (3, at(seq, 7)));
+    assert_eq!(
+        (checkpointed.lease_counter, checkpointed.checkpoint.clone()),
+        (3, at(seq, 7))
+    );
     assert_eq!(store.get_lease("c1").await.unwrap().unwrap(), checkpointed);
 
     // Every stale write is Lost.
@@ -73,13 +100,34 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
     let mut other_owner = checkpointed.clone();
     other_owner.lease_owner = Some("w9".into());
     assert!(store.renew(&other_owner).await.unwrap_err().is_lost());
-    assert!(store.checkpoint(&other_owner, &Checkpoint::ShardEnd).await.unwrap_err().is_lost());
+    assert!(store
+        .checkpoint(&other_owner, &Checkpoint::ShardEnd)
+        .await
+        .unwrap_err()
+        .is_lost());
     assert!(store.evict(&other_owner).await.unwrap_err().is_lost());
-    assert!(store.renew(&Lease::new("nope", Checkpoint::Latest)).await.unwrap_err().is_lost());
+    let missing = Lease::new("nope", Checkpoint::Latest);
+    assert!(store.renew(&missing).await.unwrap_err().is_lost());
+    assert!(
+        store.evict(&missing).await.unwrap_err().is_lost(),
+        "evict never creates a lease"
+    );
+    assert!(store
+        .update_child_shard_ids(&missing, &[])
+        .await
+        .unwrap_err()
+        .is_lost());
+    assert!(store.get_lease("nope").await.unwrap().is_none());
 
     // Steal: owner switch counted, reset by the next checkpoint.
     let stolen = store.take(&checkpointed, "w2").await.unwrap();
-    assert_eq!((stolen.lease_owner.as_deref(), stolen.owner_switches_since_checkpoint), (Some("w2"), 1));
+    assert_eq!(
+        (
+            stolen.lease_owner.as_deref(),
+            stolen.owner_switches_since_checkpoint
+        ),
+        (Some("w2"), 1)
+    );
     assert_eq!(stolen.checkpoint, at(seq, 7));
     let stolen = store.checkpoint(&stolen, &at(seq, 8)).await.unwrap();
     assert_eq!(stolen.owner_switches_since_checkpoint, 0);
@@ -88,13 +136,22 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
     let mut stale_counter = stolen.clone();
     stale_counter.lease_counter = 0;
     let evicted = store.evict(&stale_counter).await.unwrap();
-    assert_eq!((evicted.lease_owner.as_deref(), evicted.lease_counter), (None, stolen.lease_counter + 1));
+    assert_eq!(
+        (evicted.lease_owner.as_deref(), evicted.lease_counter),
+        (None, stolen.lease_counter + 1)
+    );
 
     // Parents: p0 blocks c1 until SHARD_END.
     assert!(!parents_finished(store, &evicted).await.unwrap());
-    let p0 = store.take(&store.get_lease("p0").await.unwrap().unwrap(), "w1").await.unwrap();
+    let p0 = store
+        .take(&store.get_lease("p0").await.unwrap().unwrap(), "w1")
+        .await
+        .unwrap();
     let p0 = store.checkpoint(&p0, &Checkpoint::ShardEnd).await.unwrap();
-    let p0 = store.update_child_shard_ids(&p0, &["c1".into(), "c2".into()]).await.unwrap();
+    let p0 = store
+        .update_child_shard_ids(&p0, &["c1".into(), "c2".into()])
+        .await
+        .unwrap();
     assert_eq!(p0.child_shard_ids, vec!["c1".to_owned(), "c2".to_owned()]);
     assert_eq!(store.get_lease("p0").await.unwrap().unwrap(), p0);
     assert!(parents_finished(store, &evicted).await.unwrap());

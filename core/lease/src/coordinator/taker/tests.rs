@@ -4,16 +4,30 @@ use super::*;
 use proptest::prelude::*;
 
 fn view(key: &str, owner: Option<&str>) -> LeaseView {
-    LeaseView { lease_key: key.into(), owner: owner.map(Into::into), expired: false, finished: false, held_locally: false }
+    LeaseView {
+        lease_key: key.into(),
+        owner: owner.map(Into::into),
+        expired: false,
+        finished: false,
+        held_locally: false,
+    }
 }
 
 fn held(key: &str, me: &str) -> LeaseView {
-    LeaseView { held_locally: true, ..view(key, Some(me)) }
+    LeaseView {
+        held_locally: true,
+        ..view(key, Some(me))
+    }
 }
 
 #[test]
 fn takes_unowned_up_to_target() {
-    let leases = vec![view("a", None), view("b", None), view("c", Some("w2")), view("d", Some("w2"))];
+    let leases = vec![
+        view("a", None),
+        view("b", None),
+        view("c", Some("w2")),
+        view("d", Some("w2")),
+    ];
     let plan = plan_takes(&leases, "me", usize::MAX, 1);
     assert_eq!(plan.target, 2);
     assert_eq!(plan.take, vec!["a".to_owned(), "b".to_owned()]);
@@ -22,7 +36,10 @@ fn takes_unowned_up_to_target() {
 
 #[test]
 fn steals_from_most_loaded_when_nothing_available() {
-    let leases: Vec<_> = ["a", "b", "c", "d"].iter().map(|k| view(k, Some("w2"))).collect();
+    let leases: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|k| view(k, Some("w2")))
+        .collect();
     let plan = plan_takes(&leases, "me", usize::MAX, 1);
     assert_eq!((plan.target, plan.take.len(), plan.steal.len()), (2, 0, 1));
     let plan = plan_takes(&leases, "me", usize::MAX, 5);
@@ -52,11 +69,22 @@ fn own_lease_without_handle_is_taken_back() {
 #[test]
 fn spill_over_steals_one_from_a_worker_at_target() {
     // 4 leases, 3 workers: target 2; w1 and w2 at target, me at 0.
-    let leases = vec![view("a", Some("w1")), view("b", Some("w1")), view("c", Some("w2")), view("d", Some("w2"))];
+    let leases = vec![
+        view("a", Some("w1")),
+        view("b", Some("w1")),
+        view("c", Some("w2")),
+        view("d", Some("w2")),
+    ];
     let plan = plan_takes(&leases, "me", usize::MAX, 5);
     assert_eq!(plan.steal.len(), 1);
     // With one lease, me needs only 1 more: no steal from a worker at target.
-    let leases = vec![view("a", Some("w1")), view("b", Some("w1")), view("c", Some("w2")), view("d", Some("w2")), held("e", "me")];
+    let leases = vec![
+        view("a", Some("w1")),
+        view("b", Some("w1")),
+        view("c", Some("w2")),
+        view("d", Some("w2")),
+        held("e", "me"),
+    ];
     assert!(plan_takes(&leases, "me", usize::MAX, 5).steal.is_empty());
 }
 
@@ -69,17 +97,44 @@ async fn expiry_needs_an_unchanged_counter_for_the_failover_time() {
     let unowned = Lease::new("b", shardline_api::Checkpoint::TrimHorizon);
     let t0 = Instant::now();
     let expired = tracker.observe(&[owned.clone(), unowned.clone()], t0, failover);
-    assert_eq!(expired, HashSet::from(["b".to_owned()]), "new owned leases are not expired on first sight");
-    assert!(tracker.observe(&[owned.clone()], t0 + Duration::from_secs(9), failover).is_empty());
+    assert_eq!(
+        expired,
+        HashSet::from(["b".to_owned()]),
+        "new owned leases are not expired on first sight"
+    );
+    assert!(tracker
+        .observe(&[owned.clone()], t0 + Duration::from_secs(9), failover)
+        .is_empty());
     owned.lease_counter += 1;
-    assert!(tracker.observe(&[owned.clone()], t0 + Duration::from_secs(11), failover).is_empty(), "counter moved");
-    assert!(tracker.observe(&[owned.clone()], t0 + Duration::from_secs(20), failover).is_empty());
-    assert_eq!(tracker.observe(&[owned], t0 + Duration::from_secs(21), failover).len(), 1);
+    assert!(
+        tracker
+            .observe(&[owned.clone()], t0 + Duration::from_secs(11), failover)
+            .is_empty(),
+        "counter moved"
+    );
+    assert!(tracker
+        .observe(&[owned.clone()], t0 + Duration::from_secs(20), failover)
+        .is_empty());
+    assert_eq!(
+        tracker
+            .observe(&[owned], t0 + Duration::from_secs(21), failover)
+            .len(),
+        1
+    );
 }
 
 fn arb_leases() -> impl Strategy<Value = Vec<LeaseView>> {
     let owners = prop::option::of(prop::sample::select(vec!["me", "w1", "w2", "w3"]));
-    prop::collection::vec((owners, any::<bool>(), prop::bool::weighted(0.1), any::<bool>()), 0..24).prop_map(|rows| {
+    prop::collection::vec(
+        (
+            owners,
+            any::<bool>(),
+            prop::bool::weighted(0.1),
+            any::<bool>(),
+        ),
+        0..24,
+    )
+    .prop_map(|rows| {
         rows.into_iter()
             .enumerate()
             .map(|(i, (owner, expired, finished, held))| LeaseView {
