@@ -10,11 +10,13 @@
 # Inputs (environment, all optional):
 #   EMULATOR_LOG_DIR      where logs go (default: <repo>/target/emulator-logs)
 #   EMULATOR_START_TIMEOUT seconds to wait for each server (default: 60)
+#   EMULATOR_WORK_DIR     where the patched kinesis-mock goes (default: <repo>/target/emulators)
 
 EMULATORS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EMULATORS_REPO_ROOT="$(cd "$EMULATORS_DIR/../.." && pwd)"
 EMULATOR_LOG_DIR="${EMULATOR_LOG_DIR:-$EMULATORS_REPO_ROOT/target/emulator-logs}"
 EMULATOR_START_TIMEOUT="${EMULATOR_START_TIMEOUT:-60}"
+EMULATOR_WORK_DIR="${EMULATOR_WORK_DIR:-$EMULATORS_REPO_ROOT/target/emulators}"
 EMULATOR_PIDS=()
 
 emulators_log() { printf '[emulators] %s\n' "$*" >&2; }
@@ -62,13 +64,15 @@ PY
 # 127.0.0.1 (the vendored file stays untouched). Idempotent.
 emulators_patched_kinesis_mock() {
   local src="$EMULATORS_DIR/node_modules/kinesis-local/main.js"
-  local dst="$EMULATOR_LOG_DIR/../emulators/kinesis-mock-main.js"
-  mkdir -p "$(dirname "$dst")"
-  sed 's/Host\$().em("0\.0\.0\.0")/Host$().em("127.0.0.1")/' "$src" >"$dst.tmp"
-  if ! grep -q 'Host$().em("127.0.0.1")' "$dst.tmp"; then
+  local dst="$EMULATOR_WORK_DIR/kinesis-mock-main.js" tmp
+  mkdir -p "$EMULATOR_WORK_DIR"
+  tmp="$dst.$$.tmp"
+  sed 's/Host\$().em("0\.0\.0\.0")/Host$().em("127.0.0.1")/' "$src" >"$tmp"
+  if grep -q 'Host$().em("0.0.0.0")' "$tmp" || ! grep -q 'Host$().em("127.0.0.1")' "$tmp"; then
+    rm -f "$tmp"
     emulators_die "could not patch kinesis-mock's bind address in $src (unknown kinesis-local version?)"
   fi
-  mv "$dst.tmp" "$dst"
+  mv -f "$tmp" "$dst"
   printf '%s\n' "$dst"
 }
 

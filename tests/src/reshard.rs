@@ -16,42 +16,70 @@ pub fn keyed_id(key: &str, n: usize) -> String {
     format!("{key}-{n:03}")
 }
 
-/// A background producer putting `rounds` rounds of one record per key
+/// A background producer putting rounds of one record per key
 /// (`{"id", "key", "n"}`, `n` the round), one `PutRecords` call per round,
-/// so each key's `n` grows with its sequence number.
+/// so each key's `n` grows with its sequence number. It runs until
+/// [`KeyedProducer::stop`], so a reshard always happens mid-production.
 pub struct KeyedProducer {
-    /// Rounds put so far.
-    pub rounds_done: Arc<AtomicUsize>,
-    /// The task; yields every put, in order.
-    pub task: JoinHandle<Vec<PutResult>>,
+    rounds_done: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<Vec<PutResult>>,
 }
 
+/// Safety limit on rounds, should a test forget to stop its producer.
+const MAX_ROUNDS: usize = 5_000;
+
 impl KeyedProducer {
-    /// Starts the producer.
-    pub fn spawn(kinesis: &Kinesis, stream: &str, keys: Vec<String>, rounds: usize, pause: Duration) -> KeyedProducer {
+    /// Starts the producer, pausing `pause` between rounds.
+    pub fn spawn(kinesis: &Kinesis, stream: &str, keys: Vec<String>, pause: Duration) -> KeyedProducer {
         let rounds_done = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn({
-            let (kinesis, stream, rounds_done) = (kinesis.clone(), stream.to_owned(), rounds_done.clone());
+            let (kinesis, stream, rounds_done, stop) =
+                (kinesis.clone(), stream.to_owned(), rounds_done.clone(), stop.clone());
             async move {
                 let mut puts = Vec::new();
-                for n in 0..rounds {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) && n < MAX_ROUNDS {
                     let batch: Vec<TestRecord> = keys
                         .iter()
                         .map(|k| TestRecord::json(k.clone(), &json!({ "id": keyed_id(k, n), "key": k, "n": n })))
                         .collect();
                     puts.extend(kinesis.put_records(&stream, &batch).await.expect("put records"));
-                    rounds_done.store(n + 1, Ordering::SeqCst);
+                    n += 1;
+                    rounds_done.store(n, Ordering::SeqCst);
                     tokio::time::sleep(pause).await;
                 }
                 puts
             }
         });
-        KeyedProducer { rounds_done, task }
+        KeyedProducer { rounds_done, stop, task }
     }
 
     /// Rounds put so far.
     pub fn rounds(&self) -> usize {
         self.rounds_done.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` further rounds are put (30 s at most), so that
+    /// records keep coming after a reshard.
+    ///
+    /// # Errors
+    /// On timeout (the producer task failed or stalled).
+    pub async fn wait_more_rounds(&self, more: usize) -> anyhow::Result<()> {
+        let target = self.rounds() + more;
+        crate::wait_until(Duration::from_secs(30), "more producer rounds", || async { Ok(self.rounds() >= target) }).await
+    }
+
+    /// Stops after the round in progress; returns the number of rounds and
+    /// every put, in order.
+    ///
+    /// # Panics
+    /// When the producer task panicked (a put failed).
+    pub async fn stop(self) -> (usize, Vec<PutResult>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let puts = self.task.await.expect("producer task");
+        (self.rounds_done.load(Ordering::SeqCst), puts)
     }
 }
 

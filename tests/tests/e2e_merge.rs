@@ -9,8 +9,8 @@ use std::time::Duration;
 use shardline_e2e::*;
 
 const KEYS: usize = 16;
-const ROUNDS: usize = 70;
 const MERGE_AFTER_ROUND: usize = 25;
+const ROUNDS_AFTER_RESHARD: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_with_two_workers_keeps_parents_before_child() {
@@ -28,7 +28,7 @@ async fn merge_with_two_workers_keeps_parents_before_child() {
     let a = Worker::start(&bin, &pipeline, "worker-a", dir.path());
     let b = Worker::start(&bin, &pipeline, "worker-b", dir.path());
     let keys: Vec<String> = (0..KEYS).map(|k| format!("mkey-{k:02}")).collect();
-    let producer = KeyedProducer::spawn(&kinesis, &stream, keys.clone(), ROUNDS, Duration::from_millis(25));
+    let producer = KeyedProducer::spawn(&kinesis, &stream, keys.clone(), Duration::from_millis(25));
 
     wait_until(DELIVERY_TIMEOUT, "the first rounds put and read by both workers", || async {
         a.ensure_running()?;
@@ -59,9 +59,10 @@ async fn merge_with_two_workers_keeps_parents_before_child() {
     eprintln!("merged {p0} and {p1} into {child} after {} rounds", producer.rounds());
     let sampler = ReshardOrderSampler::spawn(&leases, &[p0.clone(), p1.clone()], &[child.clone()]);
 
-    let puts = producer.task.await.expect("producer task");
+    producer.wait_more_rounds(ROUNDS_AFTER_RESHARD).await.expect("producer rounds after the reshard");
+    let (rounds, puts) = producer.stop().await;
     assert!(puts.iter().any(|p| p.shard_id == child), "test setup: no record went to the child");
-    let ids: HashSet<String> = keys.iter().flat_map(|k| (0..ROUNDS).map(move |n| keyed_id(k, n))).collect();
+    let ids: HashSet<String> = keys.iter().flat_map(|k| (0..rounds).map(move |n| keyed_id(k, n))).collect();
     wait_for_ids(&spec.sink_dir, &ids, &[&a, &b], DELIVERY_TIMEOUT).await;
 
     let parents_done = wait_until(Duration::from_secs(60), "both parents at SHARD_END", || async {

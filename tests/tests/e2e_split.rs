@@ -14,8 +14,8 @@ use std::time::Duration;
 use shardline_e2e::*;
 
 const KEYS: usize = 24;
-const ROUNDS: usize = 80;
 const SPLIT_AFTER_ROUND: usize = 30;
+const ROUNDS_AFTER_RESHARD: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_delivers_parent_before_children_and_ends_parent_at_shard_end() {
@@ -33,7 +33,7 @@ async fn split_delivers_parent_before_children_and_ends_parent_at_shard_end() {
     let pipeline = spec.write(dir.path(), "pipeline.toml");
     let leases = LeaseTable::new(&emulators.dynamodb_endpoint, spec.lease_table());
     let worker = Worker::start(&bin, &pipeline, "worker-split", dir.path());
-    let producer = KeyedProducer::spawn(&kinesis, &stream, keys.clone(), ROUNDS, Duration::from_millis(25));
+    let producer = KeyedProducer::spawn(&kinesis, &stream, keys.clone(), Duration::from_millis(25));
 
     wait_until(DELIVERY_TIMEOUT, "the first rounds put and read", || async {
         worker.ensure_running()?;
@@ -45,12 +45,13 @@ async fn split_delivers_parent_before_children_and_ends_parent_at_shard_end() {
     eprintln!("split {} into {low} and {high} after {} rounds", parent.shard_id, producer.rounds());
     let sampler = ReshardOrderSampler::spawn(&leases, &[parent.shard_id.clone()], &[low.clone(), high.clone()]);
 
-    let puts = producer.task.await.expect("producer task");
+    producer.wait_more_rounds(ROUNDS_AFTER_RESHARD).await.expect("producer rounds after the reshard");
+    let (rounds, puts) = producer.stop().await;
     let children = [low.as_str(), high.as_str()];
     for child in children {
         assert!(puts.iter().any(|p| p.shard_id == child), "test setup: no record went to child {child}");
     }
-    let ids: HashSet<String> = keys.iter().flat_map(|k| (0..ROUNDS).map(move |n| keyed_id(k, n))).collect();
+    let ids: HashSet<String> = keys.iter().flat_map(|k| (0..rounds).map(move |n| keyed_id(k, n))).collect();
     wait_for_ids(&spec.sink_dir, &ids, &[&worker], DELIVERY_TIMEOUT).await;
 
     let parent_done = wait_until(Duration::from_secs(60), "parent lease checkpointed at SHARD_END", || async {

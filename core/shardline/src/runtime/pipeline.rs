@@ -115,11 +115,6 @@ where
 trait Retriable {
     fn retriable(&self) -> bool;
 }
-impl Retriable for SourceError {
-    fn retriable(&self) -> bool {
-        self.kind().is_retriable()
-    }
-}
 impl Retriable for LeaseError {
     fn retriable(&self) -> bool {
         self.kind().is_retriable()
@@ -157,7 +152,9 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     };
     let kinesis_client = aws_sdk_kinesis::Client::new(&shardline_aws::load_sdk_config(&source_connection).await);
     let stream = config.source.stream.clone();
-    let source = with_startup_retries("connecting to the stream", 5, &shutdown, || KinesisSource::connect(kinesis_client.clone(), &stream))
+    // `connect` retries retriable failures itself (bounded), then reports
+    // the endpoint and the cause.
+    let source = KinesisSource::connect(kinesis_client.clone(), &stream)
         .await
         .map_err(|source| PipelineError::Source { pipeline: pipeline.clone(), source })?;
     let read_mode = match config.source.read {
@@ -185,7 +182,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
             Arc::new(DynamoDbLeaseStore::new(client, table.clone()))
         }
     };
-    with_startup_retries("preparing the lease table", 5, &shutdown, || store.ensure_table())
+    with_startup_retries("preparing the lease table", 4, &shutdown, || store.ensure_table())
         .await
         .map_err(|source| PipelineError::Lease { pipeline: pipeline.clone(), source })?;
 
