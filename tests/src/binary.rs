@@ -20,7 +20,9 @@ pub fn shardline_bin() -> Option<PathBuf> {
         _ => {
             let target = match std::env::var_os("CARGO_TARGET_DIR") {
                 Some(t) if !t.is_empty() => PathBuf::from(t),
-                _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
+                _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join("target"),
             };
             target.join("debug").join("shardline")
         }

@@ -8,7 +8,10 @@ use crate::{cmp_sequence, wait_until, OutputRecord, PutResult, Worker};
 
 /// The `id` field of every output record's JSON payload.
 pub fn delivered_ids(records: &[OutputRecord]) -> HashSet<String> {
-    records.iter().filter_map(|r| r.json_str("id").map(str::to_owned)).collect()
+    records
+        .iter()
+        .filter_map(|r| r.json_str("id").map(str::to_owned))
+        .collect()
 }
 
 /// Waits until every id in `expected` appears in the file sink output in
@@ -17,7 +20,12 @@ pub fn delivered_ids(records: &[OutputRecord]) -> HashSet<String> {
 /// # Panics
 /// On timeout (naming how many and which ids are missing) or when a worker
 /// exits.
-pub async fn wait_for_ids(dir: &Path, expected: &HashSet<String>, workers: &[&Worker], timeout: Duration) {
+pub async fn wait_for_ids(
+    dir: &Path,
+    expected: &HashSet<String>,
+    workers: &[&Worker],
+    timeout: Duration,
+) {
     let result = wait_until(timeout, "every id delivered", || async {
         for worker in workers {
             worker.ensure_running()?;
@@ -28,7 +36,10 @@ pub async fn wait_for_ids(dir: &Path, expected: &HashSet<String>, workers: &[&Wo
     .await;
     if let Err(e) = result {
         let delivered = delivered_ids(&OutputRecord::read_dir(dir));
-        let mut missing: Vec<&String> = expected.iter().filter(|id| !delivered.contains(*id)).collect();
+        let mut missing: Vec<&String> = expected
+            .iter()
+            .filter(|id| !delivered.contains(*id))
+            .collect();
         missing.sort();
         panic!(
             "{e:#}\n{} of {} ids missing from {} (first: {:?})",

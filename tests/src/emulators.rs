@@ -13,7 +13,9 @@ pub struct Emulators {
 }
 
 pub(crate) fn running_in_ci() -> bool {
-    std::env::var("CI").map(|v| v.eq_ignore_ascii_case("true") || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        .unwrap_or(false)
 }
 
 impl Emulators {
@@ -24,7 +26,10 @@ impl Emulators {
     /// # Panics
     /// When an endpoint is unset and `CI=true`: CI must never skip silently.
     pub fn from_env() -> Option<Emulators> {
-        for var in ["SHARDLINE_TEST_KINESIS_ENDPOINT", "SHARDLINE_TEST_DYNAMODB_ENDPOINT"] {
+        for var in [
+            "SHARDLINE_TEST_KINESIS_ENDPOINT",
+            "SHARDLINE_TEST_DYNAMODB_ENDPOINT",
+        ] {
             if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {
                 let message = format!("{var} not set (run scripts/test)");
                 if running_in_ci() {
@@ -38,7 +43,8 @@ impl Emulators {
         // emulators accept any.
         Some(Emulators {
             kinesis_endpoint: std::env::var("SHARDLINE_TEST_KINESIS_ENDPOINT").unwrap_or_default(),
-            dynamodb_endpoint: std::env::var("SHARDLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_default(),
+            dynamodb_endpoint: std::env::var("SHARDLINE_TEST_DYNAMODB_ENDPOINT")
+                .unwrap_or_default(),
         })
     }
 }
@@ -48,7 +54,11 @@ impl Emulators {
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{}-{n}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
+    format!(
+        "{prefix}-{}-{n}-{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
 
 /// A scratch directory under `<workspace>/target/e2e/`. Removed when the
@@ -67,7 +77,9 @@ impl TestDir {
     pub fn new(name: &str) -> TestDir {
         let base = match std::env::var_os("CARGO_TARGET_DIR") {
             Some(t) if !t.is_empty() => PathBuf::from(t),
-            _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
+            _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target"),
         }
         .join("e2e");
         std::fs::create_dir_all(&base).unwrap_or_else(|e| panic!("create {}: {e}", base.display()));
@@ -81,7 +93,10 @@ impl TestDir {
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        self.dir.as_ref().map(|d| d.path()).unwrap_or_else(|| Path::new("."))
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or_else(|| Path::new("."))
     }
 
     /// `path()/name`.
@@ -92,11 +107,16 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        let keep_asked = std::env::var_os("SHARDLINE_TEST_KEEP").is_some_and(|v| !v.is_empty() && v != "0");
+        let keep_asked =
+            std::env::var_os("SHARDLINE_TEST_KEEP").is_some_and(|v| !v.is_empty() && v != "0");
         if std::thread::panicking() || keep_asked {
             if let Some(dir) = self.dir.take() {
                 let kept = dir.keep();
-                let why = if keep_asked { "SHARDLINE_TEST_KEEP is set" } else { "test failed" };
+                let why = if keep_asked {
+                    "SHARDLINE_TEST_KEEP is set"
+                } else {
+                    "test failed"
+                };
                 eprintln!("{why}: kept the test's files in {}", kept.display());
             }
         }

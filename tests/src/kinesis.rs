@@ -22,14 +22,20 @@ pub struct TestRecord {
 impl TestRecord {
     /// A record with `partition_key` and a JSON payload.
     pub fn json(partition_key: impl Into<String>, value: &serde_json::Value) -> TestRecord {
-        TestRecord { partition_key: partition_key.into(), explicit_hash_key: None, data: value.to_string().into_bytes() }
+        TestRecord {
+            partition_key: partition_key.into(),
+            explicit_hash_key: None,
+            data: value.to_string().into_bytes(),
+        }
     }
 
     /// The hash key that routes this record: the explicit hash key, else
     /// the MD5 of the partition key as a 128-bit big-endian integer.
     pub fn hash_key(&self) -> u128 {
         match &self.explicit_hash_key {
-            Some(k) => k.parse().unwrap_or_else(|_| panic!("explicit hash key {k:?} is not a u128")),
+            Some(k) => k
+                .parse()
+                .unwrap_or_else(|_| panic!("explicit hash key {k:?} is not a u128")),
             None => u128::from_be_bytes(Md5::digest(self.partition_key.as_bytes()).into()),
         }
     }
@@ -85,7 +91,9 @@ const MAX_PUT_ATTEMPTS: usize = 20;
 impl Kinesis {
     /// A client for the Kinesis emulator at `endpoint`.
     pub fn new(endpoint: &str) -> Kinesis {
-        Kinesis { client: Client::new(&shardline_aws::emulator_sdk_config(endpoint)) }
+        Kinesis {
+            client: Client::new(&shardline_aws::emulator_sdk_config(endpoint)),
+        }
     }
 
     /// Creates a stream named `unique_name(prefix)` with `shards` shards and
@@ -120,7 +128,9 @@ impl Kinesis {
                 .send()
                 .await
                 .with_context(|| format!("DescribeStreamSummary {stream}"))?;
-            let status = summary.stream_description_summary().map(|s| s.stream_status().clone());
+            let status = summary
+                .stream_description_summary()
+                .map(|s| s.stream_status().clone());
             if status == Some(StreamStatus::Active) {
                 return Ok(());
             }
@@ -143,14 +153,22 @@ impl Kinesis {
                 Some(token) => self.client.list_shards().next_token(token),
                 None => self.client.list_shards().stream_name(stream),
             };
-            let page = request.send().await.with_context(|| format!("ListShards {stream}"))?;
+            let page = request
+                .send()
+                .await
+                .with_context(|| format!("ListShards {stream}"))?;
             for shard in page.shards() {
-                let range = shard.hash_key_range().context("shard without a hash key range")?;
+                let range = shard
+                    .hash_key_range()
+                    .context("shard without a hash key range")?;
                 shards.push(ShardInfo {
                     shard_id: shard.shard_id().to_owned(),
                     parent_shard_id: shard.parent_shard_id().map(str::to_owned),
                     adjacent_parent_shard_id: shard.adjacent_parent_shard_id().map(str::to_owned),
-                    starting_hash_key: range.starting_hash_key().parse().context("starting hash key")?,
+                    starting_hash_key: range
+                        .starting_hash_key()
+                        .parse()
+                        .context("starting hash key")?,
                     ending_hash_key: range.ending_hash_key().parse().context("ending hash key")?,
                     ending_sequence_number: shard
                         .sequence_number_range()
@@ -170,7 +188,11 @@ impl Kinesis {
     ///
     /// # Errors
     /// On a call error, or entries still failing after 20 attempts.
-    pub async fn put_records(&self, stream: &str, records: &[TestRecord]) -> anyhow::Result<Vec<PutResult>> {
+    pub async fn put_records(
+        &self,
+        stream: &str,
+        records: &[TestRecord],
+    ) -> anyhow::Result<Vec<PutResult>> {
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(500) {
             results.extend(self.put_chunk(stream, chunk).await?);
@@ -178,7 +200,11 @@ impl Kinesis {
         Ok(results)
     }
 
-    async fn put_chunk(&self, stream: &str, chunk: &[TestRecord]) -> anyhow::Result<Vec<PutResult>> {
+    async fn put_chunk(
+        &self,
+        stream: &str,
+        chunk: &[TestRecord],
+    ) -> anyhow::Result<Vec<PutResult>> {
         let mut results: Vec<Option<PutResult>> = vec![None; chunk.len()];
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
         for attempt in 1..=MAX_PUT_ATTEMPTS {
@@ -193,26 +219,46 @@ impl Kinesis {
                     .context("PutRecordsRequestEntry")?;
                 request = request.records(entry);
             }
-            let output = request.send().await.with_context(|| format!("PutRecords {stream}"))?;
+            let output = request
+                .send()
+                .await
+                .with_context(|| format!("PutRecords {stream}"))?;
             let mut failed = Vec::new();
             for (entry, &i) in output.records().iter().zip(&pending) {
-                match (entry.error_code(), entry.shard_id(), entry.sequence_number()) {
+                match (
+                    entry.error_code(),
+                    entry.shard_id(),
+                    entry.sequence_number(),
+                ) {
                     (None, Some(shard_id), Some(seq)) => {
-                        results[i] = Some(PutResult { shard_id: shard_id.to_owned(), sequence_number: seq.to_owned() })
+                        results[i] = Some(PutResult {
+                            shard_id: shard_id.to_owned(),
+                            sequence_number: seq.to_owned(),
+                        })
                     }
                     _ => failed.push(i),
                 }
             }
             if output.records().len() != pending.len() {
-                bail!("PutRecords answered {} entries for {} records", output.records().len(), pending.len());
+                bail!(
+                    "PutRecords answered {} entries for {} records",
+                    output.records().len(),
+                    pending.len()
+                );
             }
             if failed.is_empty() {
-                return Ok(results.into_iter().map(|r| r.expect("every entry succeeded")).collect());
+                return Ok(results
+                    .into_iter()
+                    .map(|r| r.expect("every entry succeeded"))
+                    .collect());
             }
             pending = failed;
             tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
         }
-        bail!("{} PutRecords entries still failing after {MAX_PUT_ATTEMPTS} attempts", pending.len())
+        bail!(
+            "{} PutRecords entries still failing after {MAX_PUT_ATTEMPTS} attempts",
+            pending.len()
+        )
     }
 
     /// Puts `records` as KPL aggregates of at most `per_aggregate` user
@@ -233,11 +279,19 @@ impl Kinesis {
         per_aggregate: usize,
     ) -> anyhow::Result<Vec<PutResult>> {
         assert!(per_aggregate > 0);
-        let shards: Vec<ShardInfo> = self.list_shards(stream).await?.into_iter().filter(ShardInfo::is_open).collect();
+        let shards: Vec<ShardInfo> = self
+            .list_shards(stream)
+            .await?
+            .into_iter()
+            .filter(ShardInfo::is_open)
+            .collect();
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); shards.len()];
         for (i, r) in records.iter().enumerate() {
             let hash = r.hash_key();
-            let s = shards.iter().position(|s| s.contains(hash)).context("no open shard covers the hash key")?;
+            let s = shards
+                .iter()
+                .position(|s| s.contains(hash))
+                .context("no open shard covers the hash key")?;
             by_shard[s].push(i);
         }
         let mut aggregates = Vec::new();
@@ -260,7 +314,10 @@ impl Kinesis {
                 results[i] = Some(result.clone());
             }
         }
-        Ok(results.into_iter().map(|r| r.expect("every record is in one aggregate")).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every record is in one aggregate"))
+            .collect())
     }
 
     /// Splits `shard_id` at the middle of its hash key range, waits until the
@@ -268,10 +325,18 @@ impl Kinesis {
     ///
     /// # Errors
     /// On a Kinesis error, or when the children cannot be found.
-    pub async fn split_shard_in_half(&self, stream: &str, shard_id: &str) -> anyhow::Result<(String, String)> {
+    pub async fn split_shard_in_half(
+        &self,
+        stream: &str,
+        shard_id: &str,
+    ) -> anyhow::Result<(String, String)> {
         let shards = self.list_shards(stream).await?;
-        let parent = shards.iter().find(|s| s.shard_id == shard_id).context("shard to split not found")?;
-        let middle = parent.starting_hash_key + (parent.ending_hash_key - parent.starting_hash_key) / 2 + 1;
+        let parent = shards
+            .iter()
+            .find(|s| s.shard_id == shard_id)
+            .context("shard to split not found")?;
+        let middle =
+            parent.starting_hash_key + (parent.ending_hash_key - parent.starting_hash_key) / 2 + 1;
         self.client
             .split_shard()
             .stream_name(stream)

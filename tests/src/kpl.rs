@@ -87,8 +87,16 @@ mod tests {
     #[test]
     fn encodes_a_known_aggregate() {
         let records = [
-            TestRecord { partition_key: "a".into(), explicit_hash_key: None, data: b"x".to_vec() },
-            TestRecord { partition_key: "a".into(), explicit_hash_key: Some("5".into()), data: b"yz".to_vec() },
+            TestRecord {
+                partition_key: "a".into(),
+                explicit_hash_key: None,
+                data: b"x".to_vec(),
+            },
+            TestRecord {
+                partition_key: "a".into(),
+                explicit_hash_key: Some("5".into()),
+                data: b"yz".to_vec(),
+            },
         ];
         let bytes = aggregate(&records);
         assert_eq!(&bytes[..4], &AGGREGATION_MAGIC);

@@ -40,7 +40,10 @@ impl Lease {
             Some(other) => anyhow::bail!("{name} is not a string attribute: {other:?}"),
         };
         let n = |name: &str| match item.get(name) {
-            Some(AttributeValue::N(v)) => v.parse::<u64>().map(Some).with_context(|| format!("{name} = {v:?}")),
+            Some(AttributeValue::N(v)) => v
+                .parse::<u64>()
+                .map(Some)
+                .with_context(|| format!("{name} = {v:?}")),
             Some(AttributeValue::Null(_)) | None => Ok(None),
             Some(other) => anyhow::bail!("{name} is not a number attribute: {other:?}"),
         };
@@ -67,7 +70,8 @@ impl Lease {
         leases
             .iter()
             .map(|l| {
-                let checkpoint = format!("{:?}/{:?}", l.checkpoint, l.checkpoint_sub_sequence_number);
+                let checkpoint =
+                    format!("{:?}/{:?}", l.checkpoint, l.checkpoint_sub_sequence_number);
                 let line = format!(
                     "owner={:?} counter={:?} checkpoint={checkpoint} parents={:?}",
                     l.lease_owner, l.lease_counter, l.parent_shard_ids
@@ -80,7 +84,9 @@ impl Lease {
     /// `(checkpoint, checkpointSubSequenceNumber)` for
     /// [`crate::cmp_checkpoint`], if checkpointed.
     pub fn checkpoint_position(&self) -> Option<(&str, u64)> {
-        self.checkpoint.as_deref().map(|c| (c, self.checkpoint_sub_sequence_number.unwrap_or(0)))
+        self.checkpoint
+            .as_deref()
+            .map(|c| (c, self.checkpoint_sub_sequence_number.unwrap_or(0)))
     }
 }
 
@@ -97,7 +103,10 @@ impl LeaseTable {
     /// The table `table` on the DynamoDB emulator at `endpoint` (it need not
     /// exist yet: the workers create it).
     pub fn new(endpoint: &str, table: &str) -> LeaseTable {
-        LeaseTable { client: Client::new(&shardline_aws::emulator_sdk_config(endpoint)), table: table.to_owned() }
+        LeaseTable {
+            client: Client::new(&shardline_aws::emulator_sdk_config(endpoint)),
+            table: table.to_owned(),
+        }
     }
 
     /// Every lease, sorted by `leaseKey`; empty while the table does not
@@ -119,7 +128,10 @@ impl LeaseTable {
                 .await
             {
                 Ok(page) => page,
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
                     return Ok(Vec::new())
                 }
                 Err(e) => return Err(anyhow::Error::new(e).context(format!("Scan {}", self.table))),
@@ -151,8 +163,15 @@ impl LeaseTable {
             .await;
         match answer {
             Ok(out) => out.item().cloned().map(Lease::from_item).transpose(),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
-            Err(e) => Err(anyhow::Error::new(e).context(format!("GetItem {} {shard_id}", self.table))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => {
+                Err(anyhow::Error::new(e).context(format!("GetItem {} {shard_id}", self.table)))
+            }
         }
     }
 

@@ -17,9 +17,16 @@
 //! - [`Worker`]: a `shardline run` child process (kill -9, SIGTERM, logs).
 //! - [`read_ndjson_dir`] / [`OutputRecord`]: what the file sink and the
 //!   dead-letter sink wrote.
-//! - [`LeaseTable`]: raw scans of the KCL lease table.
+//! - [`LeaseTable`]: raw scans and reads of the KCL lease table.
+//! - [`KeyedProducer`], [`ReshardOrderSampler`] and the parent-before-child
+//!   checks for resharding tests.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep for
 //!   a fixed "long enough".
+//!
+//! KPL aggregates are encoded by the harness's own [`kpl_aggregate`],
+//! written independently of `shardline_kinesis::kpl` so that the
+//! de-aggregation test does not share the code under test's reading of the
+//! format; `tests/kpl_cross_check.rs` checks the two agree byte for byte.
 
 mod binary;
 mod checks;
@@ -40,10 +47,11 @@ pub use emulators::{unique_name, Emulators, TestDir};
 pub use kinesis::{Kinesis, PutResult, ShardInfo, TestRecord};
 pub use kpl::{aggregate as kpl_aggregate, AGGREGATION_MAGIC};
 pub use leases::{Lease, LeaseTable};
-pub use output::{read_ndjson_dir, OutputRecord};
+pub use output::{read_ndjson_dir, read_ndjson_dir_of_pid, OutputRecord};
 pub use pipeline::{LeaseStore, PipelineSpec};
 pub use reshard::{
-    check_children_wait_for_parents, check_parent_counters_precede_children, keyed_id, KeyedProducer, ReshardOrderSampler,
+    check_children_wait_for_parents, check_parent_counters_precede_children, keyed_id,
+    KeyedProducer, ReshardOrderSampler,
 };
 pub use sequence::{cmp_checkpoint, cmp_sequence, is_sequence_number};
 pub use wait::wait_until;

@@ -16,8 +16,23 @@ use serde_json::Value;
 /// # Panics
 /// On an unreadable file or a malformed line that is not the last.
 pub fn read_ndjson_dir(dir: &Path) -> Vec<Value> {
+    read_ndjson_files(dir, |_| true)
+}
+
+/// As [`read_ndjson_dir`], for the files whose name contains `-<pid>-`
+/// (the file sink puts the writer's PID in its file names): what one
+/// worker process wrote.
+pub fn read_ndjson_dir_of_pid(dir: &Path, pid: u32) -> Vec<Value> {
+    let marker = format!("-{pid}-");
+    read_ndjson_files(dir, |name| name.contains(&marker))
+}
+
+fn read_ndjson_files(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<Value> {
     let mut values = Vec::new();
     for file in ndjson_files(dir) {
+        if !file.file_name().and_then(|n| n.to_str()).is_some_and(&keep) {
+            continue;
+        }
         let text = match std::fs::read(&file) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -43,7 +58,9 @@ fn ndjson_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -97,7 +114,8 @@ impl OutputRecord {
                 .map(str::to_owned)
                 .with_context(|| format!("field {name:?} missing or not a string in {line}"))
         };
-        let optional_string = |name: &str| line.get(name).and_then(Value::as_str).map(str::to_owned);
+        let optional_string =
+            |name: &str| line.get(name).and_then(Value::as_str).map(str::to_owned);
         let (payload, json) = match (line.get("data"), line.get("data_base64")) {
             (Some(Value::String(s)), _) => (s.clone().into_bytes(), serde_json::from_str(s).ok()),
             (Some(v), _) if !v.is_null() => (serde_json::to_vec(v)?, Some(v.clone())),
@@ -138,7 +156,10 @@ impl OutputRecord {
     pub fn read_dir(dir: &Path) -> Vec<OutputRecord> {
         read_ndjson_dir(dir)
             .iter()
-            .map(|line| OutputRecord::parse(line).unwrap_or_else(|e| panic!("bad envelope in {}: {e:#}", dir.display())))
+            .map(|line| {
+                OutputRecord::parse(line)
+                    .unwrap_or_else(|e| panic!("bad envelope in {}: {e:#}", dir.display()))
+            })
             .collect()
     }
 

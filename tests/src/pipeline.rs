@@ -108,26 +108,50 @@ impl PipelineSpec {
     /// The pipeline file's text.
     pub fn to_toml(&self) -> String {
         let mut t = String::new();
-        t.push_str(&format!("name = {}\n\n[source]\ntype = \"kinesis\"\n", quoted(&self.name)));
-        t.push_str(&format!("stream = {}\nregion = \"us-east-1\"\n", quoted(&self.stream)));
+        t.push_str(&format!(
+            "name = {}\n\n[source]\ntype = \"kinesis\"\n",
+            quoted(&self.name)
+        ));
+        t.push_str(&format!(
+            "stream = {}\nregion = \"us-east-1\"\n",
+            quoted(&self.stream)
+        ));
         t.push_str(&format!("endpoint = {}\n", quoted(&self.kinesis_endpoint)));
-        t.push_str(&format!("initial_position = {}\n", quoted(&self.initial_position)));
+        t.push_str(&format!(
+            "initial_position = {}\n",
+            quoted(&self.initial_position)
+        ));
         t.push_str(&format!("read = {}\n", quoted(&self.read)));
-        t.push_str(&format!("idle_interval = {}\n", quoted(&self.idle_interval)));
+        t.push_str(&format!(
+            "idle_interval = {}\n",
+            quoted(&self.idle_interval)
+        ));
         if let Some(interval) = &self.shard_sync_interval {
             t.push_str(&format!("shard_sync_interval = {}\n", quoted(interval)));
         }
         t.push_str("\n[leases]\n");
         match &self.leases {
             LeaseStore::Dynamodb { table, endpoint } => {
-                t.push_str(&format!("store = \"dynamodb\"\ntable = {}\n", quoted(table)));
-                t.push_str(&format!("endpoint = {}\nregion = \"us-east-1\"\n", quoted(endpoint)));
+                t.push_str(&format!(
+                    "store = \"dynamodb\"\ntable = {}\n",
+                    quoted(table)
+                ));
+                t.push_str(&format!(
+                    "endpoint = {}\nregion = \"us-east-1\"\n",
+                    quoted(endpoint)
+                ));
             }
             LeaseStore::Embedded { state_dir } => {
-                t.push_str(&format!("store = \"embedded\"\nstate_dir = {}\n", quoted(&state_dir.to_string_lossy())));
+                t.push_str(&format!(
+                    "store = \"embedded\"\nstate_dir = {}\n",
+                    quoted(&state_dir.to_string_lossy())
+                ));
             }
         }
-        t.push_str(&format!("failover_time = {}\n", quoted(&self.failover_time)));
+        t.push_str(&format!(
+            "failover_time = {}\n",
+            quoted(&self.failover_time)
+        ));
         if let Some(interval) = &self.checkpoint_interval {
             t.push_str(&format!("checkpoint_interval = {}\n", quoted(interval)));
         }
@@ -157,7 +181,8 @@ impl PipelineSpec {
     /// When the file cannot be written.
     pub fn write(&self, dir: &Path, file_name: &str) -> PathBuf {
         let path = dir.join(file_name);
-        std::fs::write(&path, self.to_toml()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        std::fs::write(&path, self.to_toml())
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
 }

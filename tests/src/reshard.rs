@@ -31,21 +31,40 @@ const MAX_ROUNDS: usize = 5_000;
 
 impl KeyedProducer {
     /// Starts the producer, pausing `pause` between rounds.
-    pub fn spawn(kinesis: &Kinesis, stream: &str, keys: Vec<String>, pause: Duration) -> KeyedProducer {
+    pub fn spawn(
+        kinesis: &Kinesis,
+        stream: &str,
+        keys: Vec<String>,
+        pause: Duration,
+    ) -> KeyedProducer {
         let rounds_done = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn({
-            let (kinesis, stream, rounds_done, stop) =
-                (kinesis.clone(), stream.to_owned(), rounds_done.clone(), stop.clone());
+            let (kinesis, stream, rounds_done, stop) = (
+                kinesis.clone(),
+                stream.to_owned(),
+                rounds_done.clone(),
+                stop.clone(),
+            );
             async move {
                 let mut puts = Vec::new();
                 let mut n = 0;
                 while !stop.load(Ordering::SeqCst) && n < MAX_ROUNDS {
                     let batch: Vec<TestRecord> = keys
                         .iter()
-                        .map(|k| TestRecord::json(k.clone(), &json!({ "id": keyed_id(k, n), "key": k, "n": n })))
+                        .map(|k| {
+                            TestRecord::json(
+                                k.clone(),
+                                &json!({ "id": keyed_id(k, n), "key": k, "n": n }),
+                            )
+                        })
                         .collect();
-                    puts.extend(kinesis.put_records(&stream, &batch).await.expect("put records"));
+                    puts.extend(
+                        kinesis
+                            .put_records(&stream, &batch)
+                            .await
+                            .expect("put records"),
+                    );
                     n += 1;
                     rounds_done.store(n, Ordering::SeqCst);
                     tokio::time::sleep(pause).await;
@@ -53,7 +72,11 @@ impl KeyedProducer {
                 puts
             }
         });
-        KeyedProducer { rounds_done, stop, task }
+        KeyedProducer {
+            rounds_done,
+            stop,
+            task,
+        }
     }
 
     /// Rounds put so far.
@@ -68,7 +91,10 @@ impl KeyedProducer {
     /// On timeout (the producer task failed or stalled).
     pub async fn wait_more_rounds(&self, more: usize) -> anyhow::Result<()> {
         let target = self.rounds() + more;
-        crate::wait_until(Duration::from_secs(30), "more producer rounds", || async { Ok(self.rounds() >= target) }).await
+        crate::wait_until(Duration::from_secs(30), "more producer rounds", || async {
+            Ok(self.rounds() >= target)
+        })
+        .await
     }
 
     /// Stops after the round in progress; returns the number of rounds and
@@ -140,7 +166,11 @@ pub async fn check_children_wait_for_parents(
     let mut progressed = Vec::new();
     for child in children {
         if let Some(lease) = leases.get(child).await? {
-            if lease.checkpoint.as_deref().is_some_and(crate::is_sequence_number) {
+            if lease
+                .checkpoint
+                .as_deref()
+                .is_some_and(crate::is_sequence_number)
+            {
                 progressed.push((child.to_string(), lease.checkpoint.clone()));
             }
         }
@@ -168,16 +198,27 @@ pub struct ReshardOrderSampler {
 
 impl ReshardOrderSampler {
     /// Starts sampling.
-    pub fn spawn(leases: &LeaseTable, parents: &[String], children: &[String]) -> ReshardOrderSampler {
+    pub fn spawn(
+        leases: &LeaseTable,
+        parents: &[String],
+        children: &[String],
+    ) -> ReshardOrderSampler {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn({
-            let (leases, parents, children, stop) = (leases.clone(), parents.to_vec(), children.to_vec(), stop.clone());
+            let (leases, parents, children, stop) = (
+                leases.clone(),
+                parents.to_vec(),
+                children.to_vec(),
+                stop.clone(),
+            );
             async move {
                 let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
                 let children: Vec<&str> = children.iter().map(String::as_str).collect();
                 let (mut samples, mut violations) = (0, Vec::new());
                 while !stop.load(Ordering::SeqCst) {
-                    if let Ok(result) = check_children_wait_for_parents(&leases, &parents, &children).await {
+                    if let Ok(result) =
+                        check_children_wait_for_parents(&leases, &parents, &children).await
+                    {
                         samples += 1;
                         if let Err(v) = result {
                             violations.push(v);

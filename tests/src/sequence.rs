@@ -66,8 +66,14 @@ mod tests {
 
     #[test]
     fn sentinels_bracket_sequence_numbers() {
-        assert_eq!(cmp_checkpoint(("TRIM_HORIZON", 0), ("1", 0)), Ordering::Less);
-        assert_eq!(cmp_checkpoint(("SHARD_END", 0), ("999999", 5)), Ordering::Greater);
+        assert_eq!(
+            cmp_checkpoint(("TRIM_HORIZON", 0), ("1", 0)),
+            Ordering::Less
+        );
+        assert_eq!(
+            cmp_checkpoint(("SHARD_END", 0), ("999999", 5)),
+            Ordering::Greater
+        );
         assert_eq!(cmp_checkpoint(("5", 1), ("5", 0)), Ordering::Greater);
     }
 }

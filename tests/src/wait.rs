@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 /// # Errors
 /// The first error `condition` returns (a worker that died, say), or a
 /// timeout error naming `what` when `timeout` passes first.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F) -> anyhow::Result<()>
+pub async fn wait_until<F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut condition: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<bool>>,

@@ -40,7 +40,12 @@ impl Worker {
             bin: bin.to_owned(),
             pipeline: pipeline.to_owned(),
             dir: dir.to_owned(),
-            state: Mutex::new(State { child: None, exit: None, generation: 0, logs: Vec::new() }),
+            state: Mutex::new(State {
+                child: None,
+                exit: None,
+                generation: 0,
+                logs: Vec::new(),
+            }),
         };
         worker.spawn();
         worker
@@ -53,17 +58,34 @@ impl Worker {
 
     fn spawn(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        assert!(state.child.is_none(), "worker {} is already running", self.id);
+        assert!(
+            state.child.is_none(),
+            "worker {} is already running",
+            self.id
+        );
         state.generation += 1;
-        let stdout_path = self.dir.join(format!("worker-{}.{}.stdout", self.id, state.generation));
-        let stderr_path = self.dir.join(format!("worker-{}.{}.stderr", self.id, state.generation));
-        let stdout = File::create(&stdout_path).unwrap_or_else(|e| panic!("create {}: {e}", stdout_path.display()));
-        let stderr = File::create(&stderr_path).unwrap_or_else(|e| panic!("create {}: {e}", stderr_path.display()));
+        let stdout_path = self
+            .dir
+            .join(format!("worker-{}.{}.stdout", self.id, state.generation));
+        let stderr_path = self
+            .dir
+            .join(format!("worker-{}.{}.stderr", self.id, state.generation));
+        let stdout = File::create(&stdout_path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", stdout_path.display()));
+        let stderr = File::create(&stderr_path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", stderr_path.display()));
         let mut command = Command::new(&self.bin);
         command
             .arg("run")
             .arg(&self.pipeline)
-            .args(["--worker-id", &self.id, "--metrics-address", "127.0.0.1:0", "--log-format", "json"])
+            .args([
+                "--worker-id",
+                &self.id,
+                "--metrics-address",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -78,7 +100,24 @@ impl Worker {
         if let Ok(filter) = std::env::var("SHARDLINE_TEST_LOG") {
             command.env("RUST_LOG", filter);
         }
-        let child = command.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        // If the test process dies without running destructors (killed by a
+        // CI timeout, say), take the worker with it rather than leave it
+        // running against stopped emulators.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe; nothing else runs between
+            // fork and exec here.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                    Ok(())
+                });
+            }
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
         state.child = Some(child);
         state.exit = None;
         state.logs.push(stdout_path);
@@ -96,7 +135,12 @@ impl Worker {
 
     /// PID of the running process.
     pub fn pid(&self) -> Option<u32> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).child.as_ref().map(Child::id)
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .child
+            .as_ref()
+            .map(Child::id)
     }
 
     /// True while the process has not exited.
@@ -125,7 +169,11 @@ impl Worker {
             return Ok(());
         }
         let exit = self.state.lock().unwrap_or_else(|e| e.into_inner()).exit;
-        bail!("worker {} exited unexpectedly ({exit:?}); its log:\n{}", self.id, self.log_tail(40))
+        bail!(
+            "worker {} exited unexpectedly ({exit:?}); its log:\n{}",
+            self.id,
+            self.log_tail(40)
+        )
     }
 
     /// Kills the process with SIGKILL and reaps it.
@@ -142,7 +190,9 @@ impl Worker {
     /// # Errors
     /// When the worker is not running or the signal cannot be sent.
     pub fn sigterm(&self) -> anyhow::Result<()> {
-        let pid = self.pid().with_context(|| format!("worker {} is not running", self.id))?;
+        let pid = self
+            .pid()
+            .with_context(|| format!("worker {} is not running", self.id))?;
         // SAFETY: kill(2) on a PID this process spawned and has not reaped
         // (the child is reaped only under the state lock, after this).
         let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
@@ -164,12 +214,18 @@ impl Worker {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 Self::reap(&mut state);
                 if state.child.is_none() {
-                    return state.exit.with_context(|| format!("worker {} was never started", self.id));
+                    return state
+                        .exit
+                        .with_context(|| format!("worker {} was never started", self.id));
                 }
             }
             if start.elapsed() > timeout {
                 self.kill9();
-                bail!("worker {} did not exit within {timeout:?} (killed); its log:\n{}", self.id, self.log_tail(40));
+                bail!(
+                    "worker {} did not exit within {timeout:?} (killed); its log:\n{}",
+                    self.id,
+                    self.log_tail(40)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -209,19 +265,33 @@ impl Worker {
     /// The address of the running process's metrics endpoint, from its
     /// `metrics endpoint listening` log line (the tests pass port 0).
     pub fn metrics_address(&self) -> Option<String> {
-        let logs = self.state.lock().unwrap_or_else(|e| e.into_inner()).logs.clone();
+        let logs = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .logs
+            .clone();
         let current = &logs[logs.len().saturating_sub(2)..];
-        current.iter().filter_map(|p| std::fs::read_to_string(p).ok()).find_map(|text| {
-            text.lines().rev().find_map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).ok()?;
-                let message = v.get("message").or_else(|| v.pointer("/fields/message"))?.as_str()?;
-                if message != "metrics endpoint listening" {
-                    return None;
-                }
-                let address = v.get("address").or_else(|| v.pointer("/fields/address"))?.as_str()?;
-                Some(address.to_owned())
+        current
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .find_map(|text| {
+                text.lines().rev().find_map(|line| {
+                    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+                    let message = v
+                        .get("message")
+                        .or_else(|| v.pointer("/fields/message"))?
+                        .as_str()?;
+                    if message != "metrics endpoint listening" {
+                        return None;
+                    }
+                    let address = v
+                        .get("address")
+                        .or_else(|| v.pointer("/fields/address"))?
+                        .as_str()?;
+                    Some(address.to_owned())
+                })
             })
-        })
     }
 
     /// `GET path` on the metrics endpoint: `(status code, body)`.
@@ -230,14 +300,27 @@ impl Worker {
     /// When the address is not logged yet or the request fails.
     pub fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
         use std::io::{Read, Write};
-        let address = self.metrics_address().with_context(|| format!("worker {} has not logged its metrics address", self.id))?;
-        let mut stream = std::net::TcpStream::connect(&address).with_context(|| format!("connect {address}"))?;
+        let address = self
+            .metrics_address()
+            .with_context(|| format!("worker {} has not logged its metrics address", self.id))?;
+        let mut stream =
+            std::net::TcpStream::connect(&address).with_context(|| format!("connect {address}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
-        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no HTTP status")?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no HTTP status")?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         Ok((status, body))
     }
 
@@ -258,20 +341,32 @@ impl Worker {
                 _ => continue,
             };
             let value = rest.rsplit(' ').next().unwrap_or_default();
-            sum += value.parse::<f64>().with_context(|| format!("metric line {line:?}"))?;
+            sum += value
+                .parse::<f64>()
+                .with_context(|| format!("metric line {line:?}"))?;
         }
         Ok(sum)
     }
 
     /// The last `lines` lines of each log file this worker wrote.
     pub fn log_tail(&self, lines: usize) -> String {
-        let logs = self.state.lock().unwrap_or_else(|e| e.into_inner()).logs.clone();
+        let logs = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .logs
+            .clone();
         let mut out = String::new();
         for path in logs {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             let all: Vec<&str> = text.lines().collect();
             let from = all.len().saturating_sub(lines);
-            out.push_str(&format!("--- {} ({} lines, last {}):\n", path.display(), all.len(), all.len() - from));
+            out.push_str(&format!(
+                "--- {} ({} lines, last {}):\n",
+                path.display(),
+                all.len(),
+                all.len() - from
+            ));
             for line in &all[from..] {
                 out.push_str(line);
                 out.push('\n');
@@ -283,8 +378,16 @@ impl Worker {
     /// Every line of every log file this worker wrote (to search for a
     /// message).
     pub fn log_text(&self) -> String {
-        let logs = self.state.lock().unwrap_or_else(|e| e.into_inner()).logs.clone();
-        logs.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+        let logs = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .logs
+            .clone();
+        logs.iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -296,7 +399,11 @@ impl Drop for Worker {
             eprintln!(
                 "=== worker {} ({}), log tail:\n{}",
                 self.id,
-                if was_running { "was running, killed" } else { "had exited" },
+                if was_running {
+                    "was running, killed"
+                } else {
+                    "had exited"
+                },
                 self.log_tail(40)
             );
         }

@@ -19,11 +19,16 @@ type Sample = (String, String, u64);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_restart_loses_nothing_and_checkpoints_only_move_forward() {
-    let Some(emulators) = Emulators::from_env() else { return };
+    let Some(emulators) = Emulators::from_env() else {
+        return;
+    };
     let Some(bin) = shardline_bin() else { return };
     let dir = TestDir::new("kill-restart");
     let kinesis = Kinesis::new(&emulators.kinesis_endpoint);
-    let stream = kinesis.create_stream("e2e-kill-restart", 4).await.expect("create stream");
+    let stream = kinesis
+        .create_stream("e2e-kill-restart", 4)
+        .await
+        .expect("create stream");
     let spec = PipelineSpec::new(&emulators, &stream, dir.path());
     let pipeline = spec.write(dir.path(), "pipeline.toml");
     let leases = LeaseTable::new(&emulators.dynamodb_endpoint, spec.lease_table());
@@ -58,9 +63,19 @@ async fn kill_9_and_restart_loses_nothing_and_checkpoints_only_move_forward() {
             let mut puts = Vec::new();
             for start in (0..RECORDS).step_by(BATCH) {
                 let batch: Vec<TestRecord> = (start..start + BATCH)
-                    .map(|i| TestRecord::json(format!("pk-{}", i % 31), &json!({ "id": format!("k-{i:05}") })))
+                    .map(|i| {
+                        TestRecord::json(
+                            format!("pk-{}", i % 31),
+                            &json!({ "id": format!("k-{i:05}") }),
+                        )
+                    })
                     .collect();
-                puts.extend(kinesis.put_records(&stream, &batch).await.expect("put records"));
+                puts.extend(
+                    kinesis
+                        .put_records(&stream, &batch)
+                        .await
+                        .expect("put records"),
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             puts
@@ -68,19 +83,35 @@ async fn kill_9_and_restart_loses_nothing_and_checkpoints_only_move_forward() {
     });
 
     // Once records flow and worker-a holds leases, kill it and start it again.
-    wait_until(DELIVERY_TIMEOUT, "output from both workers' leases", || async {
-        a.ensure_running()?;
-        b.ensure_running()?;
-        let delivered = read_ndjson_dir(&spec.sink_dir).len();
-        let counts = leases.owner_counts().await?;
-        Ok(delivered >= 300 && counts.get("worker-a").is_some_and(|&n| n > 0))
-    })
+    wait_until(
+        DELIVERY_TIMEOUT,
+        "output from both workers' leases",
+        || async {
+            a.ensure_running()?;
+            b.ensure_running()?;
+            let delivered = read_ndjson_dir(&spec.sink_dir).len();
+            let counts = leases.owner_counts().await?;
+            Ok(delivered >= 300 && counts.get("worker-a").is_some_and(|&n| n > 0))
+        },
+    )
     .await
     .expect("records flowing before the kill");
     let before_kill = read_ndjson_dir(&spec.sink_dir).len();
+    let checkpoints_before_kill: BTreeMap<String, String> = leases
+        .scan()
+        .await
+        .expect("scan leases")
+        .into_iter()
+        .filter_map(|l| {
+            l.checkpoint
+                .filter(|c| is_sequence_number(c))
+                .map(|c| (l.lease_key, c))
+        })
+        .collect();
     a.kill9();
     eprintln!("killed worker-a (-9) after {before_kill} output lines; restarting it");
     a.restart();
+    let restarted_pid = a.pid().expect("restarted");
 
     let puts = producer.await.expect("producer task");
     let ids: HashSet<String> = (0..RECORDS).map(|i| format!("k-{i:05}")).collect();
@@ -101,7 +132,26 @@ async fn kill_9_and_restart_loses_nothing_and_checkpoints_only_move_forward() {
             lease.lease_key,
             Lease::summary(&table)
         );
-        assert_eq!(lease.lease_owner, None, "lease {} still owned after graceful shutdown", lease.lease_key);
+        assert_eq!(
+            lease.lease_owner, None,
+            "lease {} still owned after graceful shutdown",
+            lease.lease_key
+        );
+    }
+
+    // Whatever the restarted process read, it read after the checkpoints
+    // stored before the kill.
+    for line in read_ndjson_dir_of_pid(&spec.sink_dir, restarted_pid) {
+        let out = OutputRecord::parse(&line).expect("envelope");
+        if let Some(checkpoint) = checkpoints_before_kill.get(&out.shard_id) {
+            assert_eq!(
+                cmp_sequence(&out.sequence_number, checkpoint),
+                Ordering::Greater,
+                "restarted worker-a delivered {} of {}, at or before the checkpoint {checkpoint} stored before the kill",
+                out.sequence_number,
+                out.shard_id
+            );
+        }
     }
 
     // Checkpoints only moved forward, sample after sample.

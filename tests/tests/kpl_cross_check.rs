@@ -14,9 +14,25 @@ fn cases() -> Vec<Vec<TestRecord>> {
     };
     vec![
         vec![r("a", None, b"x")],
-        vec![r("a", None, b""), r("b", None, b"yz"), r("a", None, b"again")],
-        vec![r("k", Some("0"), b"1"), r("k", Some("340282366920938463463374607431768211455"), b"2"), r("j", None, b"3")],
-        (0..300).map(|i| r(&format!("pk-{}", i % 7), None, format!("{{\"i\":{i}}}").as_bytes())).collect(),
+        vec![
+            r("a", None, b""),
+            r("b", None, b"yz"),
+            r("a", None, b"again"),
+        ],
+        vec![
+            r("k", Some("0"), b"1"),
+            r("k", Some("340282366920938463463374607431768211455"), b"2"),
+            r("j", None, b"3"),
+        ],
+        (0..300)
+            .map(|i| {
+                r(
+                    &format!("pk-{}", i % 7),
+                    None,
+                    format!("{{\"i\":{i}}}").as_bytes(),
+                )
+            })
+            .collect(),
         vec![r("big", None, &vec![0xAB; 200_000])],
     ]
 }
@@ -33,8 +49,14 @@ fn harness_encoder_matches_shardline_kinesis_byte_for_byte() {
             })
             .collect();
         let ours = kpl_aggregate(&records);
-        assert_eq!(ours, kpl::aggregate(&theirs), "encodings differ for {} records", records.len());
-        let decoded = kpl::deaggregate(&Bytes::from(ours)).expect("shardline_kinesis decodes the harness's aggregate");
+        assert_eq!(
+            ours,
+            kpl::aggregate(&theirs),
+            "encodings differ for {} records",
+            records.len()
+        );
+        let decoded = kpl::deaggregate(&Bytes::from(ours))
+            .expect("shardline_kinesis decodes the harness's aggregate");
         assert_eq!(decoded, theirs);
     }
 }

@@ -1,6 +1,13 @@
 //! `encode_json`: a parsed JSON payload → compact JSON bytes.
 //!
-//! Raw-bytes records pass through unchanged.
+//! ```toml
+//! [[transforms]]
+//! type = "encode_json"
+//! newline = false   # append "\n" (NDJSON lines); default false
+//! ```
+//!
+//! Raw-bytes records pass through unchanged. Never fails: every JSON value
+//! a payload can hold serialises.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -9,21 +16,28 @@ use shardline_api::{Payload, Record, Transform, TransformError};
 /// The type name in configuration.
 pub const NAME: &str = "encode_json";
 
-/// Options of `encode_json` (none yet).
+/// Options of `encode_json`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EncodeJsonConfig {}
+pub struct EncodeJsonConfig {
+    /// Append a newline after each encoded value (NDJSON). Default `false`
+    /// (the file and stdout sinks add their own).
+    #[serde(default)]
+    pub newline: bool,
+}
 
 /// The `encode_json` transform.
 #[derive(Debug, Clone, Default)]
 pub struct EncodeJson {
-    _config: EncodeJsonConfig,
+    config: EncodeJsonConfig,
+    /// Capacity of the last encoding, to size the next buffer in one go.
+    last_len: usize,
 }
 
 impl EncodeJson {
     /// An `encode_json` transform.
     pub fn new(config: EncodeJsonConfig) -> Self {
-        EncodeJson { _config: config }
+        EncodeJson { config, last_len: 256 }
     }
 }
 
@@ -34,9 +48,13 @@ impl Transform for EncodeJson {
 
     fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
         if let Payload::Json(value) = &record.payload {
-            let encoded = serde_json::to_vec(value)
-                .map_err(|e| TransformError::new(format!("cannot encode JSON: {e}")))?;
-            record.payload = Payload::Bytes(Bytes::from(encoded));
+            let mut buf = Vec::with_capacity(self.last_len + 16);
+            serde_json::to_writer(&mut buf, value).map_err(|e| TransformError::new(format!("cannot encode JSON: {e}")))?;
+            if self.config.newline {
+                buf.push(b'\n');
+            }
+            self.last_len = buf.len();
+            record.payload = Payload::Bytes(Bytes::from(buf));
         }
         out.push(record);
         Ok(())
@@ -48,7 +66,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::parse_json::tests::record;
+    use crate::test_support::{build, record};
 
     #[test]
     fn encodes_compactly() {
@@ -57,6 +75,14 @@ mod tests {
             .apply(record(Payload::Json(json!({"a": [1, 2], "b": "x y"}))), &mut out)
             .expect("encodes");
         assert_eq!(out[0].payload, Payload::Bytes(Bytes::from_static(br#"{"a":[1,2],"b":"x y"}"#)));
+    }
+
+    #[test]
+    fn newline_option_makes_ndjson() {
+        let mut t = build(NAME, "newline = true");
+        let mut out = Vec::new();
+        t.apply(record(Payload::Json(json!({"a": 1}))), &mut out).expect("encodes");
+        assert_eq!(out[0].payload, Payload::Bytes(Bytes::from_static(b"{\"a\":1}\n")));
     }
 
     #[test]

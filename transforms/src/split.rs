@@ -1,5 +1,10 @@
 //! `split`: a JSON array → one record per element (1:N).
 //!
+//! ```toml
+//! [[transforms]]
+//! type = "split"   # no options
+//! ```
+//!
 //! Every output keeps the input's metadata and event time. An empty array
 //! yields no record (the input counts as filtered). Anything but a parsed
 //! JSON array fails the record; put `parse_json` before `split`.
@@ -74,7 +79,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::parse_json::tests::record;
+    use crate::test_support::record;
 
     #[test]
     fn one_record_per_element_sharing_meta() {

@@ -20,5 +20,5 @@ pub use record::{Payload, Record, RecordMeta};
 pub use sequence::{Checkpoint, ParseSequenceError, Position, SequenceNumber};
 pub use shard::ShardInfo;
 pub use sink::{RecordStatus, Sink, SinkError};
-pub use transform::{Transform, TransformError};
+pub use transform::{CheckpointLimit, OpKey, Transform, TransformError};
 pub use units::{ByteSize, HumanDuration, ParseUnitError};

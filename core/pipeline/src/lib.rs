@@ -14,7 +14,7 @@
 #![warn(missing_docs)]
 
 mod buffer;
-mod chain;
+pub mod chain;
 mod config;
 pub mod dead_letter;
 mod emitter;
@@ -28,10 +28,11 @@ mod watermark;
 
 use std::sync::Arc;
 
+pub use chain::{Chain, ChainFailure, Emitted};
 pub use config::{BufferConfig, DeliveryConfig};
 pub use dead_letter::{DeadLetter, DeadLetterConfig, DeadLetterEntry};
 pub use error::BuildError;
-pub use shard::{PipelineEvent, ShardPipeline};
+pub use shard::{PipelineEvent, RestoreStateError, ShardPipeline};
 pub use telemetry::PipelineStats;
 pub use watermark::{Ticket, Watermark};
 

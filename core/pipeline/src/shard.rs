@@ -15,16 +15,36 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Stateful transforms
+//!
+//! A chain with a stateful transform (`window_count`) holds input records
+//! until their windows are emitted. Then:
+//! - [`checkpoint`](ShardPipeline::checkpoint) never passes a held record,
+//!   and [`checkpoint_state`](ShardPipeline::checkpoint_state) is the small
+//!   state the worker must store with that checkpoint (before or
+//!   atomically with it) and give back through
+//!   [`restore_state`](ShardPipeline::restore_state) before the first push
+//!   after a restart or lease move, so windows already emitted are not
+//!   counted again;
+//! - [`next_event`](ShardPipeline::next_event) also ticks the transforms
+//!   every `max_age` while they hold records, so windows are emitted while
+//!   the shard is idle: call it while [`wants_events`](ShardPipeline::wants_events);
+//! - at shard end call [`finish`](ShardPipeline::finish) (emits every held
+//!   window, then drains) instead of [`drain`](ShardPipeline::drain), which
+//!   keeps held records unemitted so that they are replayed after a
+//!   restart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use shardline_api::{Position, Record, Sink, Transform};
+use shardline_api::{CheckpointLimit, Position, Record, Sink, Transform};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 
 use crate::buffer::{Batch, Buffer};
-use crate::chain::Chain;
+use crate::chain::{Chain, ChainFailure, TransformState};
 use crate::config::{BufferConfig, DeliveryConfig};
 use crate::dead_letter::{DeadLetter, DeadLetterEntry};
 use crate::emitter::{Emitter, RetryPolicy};
@@ -83,6 +103,37 @@ pub struct ShardPipeline {
     dead_letter_queue_limit: usize,
     telemetry: Telemetry,
     aborted: bool,
+    /// How often stateful transforms are ticked (`buffer.max_age`).
+    tick_every: Duration,
+    /// When stateful transforms were last ticked.
+    last_tick: Instant,
+    /// The stateful transforms' limit for the current `done` key.
+    limit: CheckpointLimit,
+    /// Their states that go with a checkpoint within `limit`.
+    states: Vec<TransformState>,
+}
+
+/// A saved transform state that [`ShardPipeline::restore_state`] could not
+/// use (the transforms start fresh).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot restore transform state: {}", problems.join("; "))]
+pub struct RestoreStateError {
+    /// What did not fit, one entry per problem.
+    pub problems: Vec<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    version: u32,
+    transforms: Vec<SavedTransform>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedTransform {
+    index: usize,
+    #[serde(rename = "type")]
+    name: String,
+    state: serde_json::Value,
 }
 
 impl ShardPipeline {
@@ -106,8 +157,13 @@ impl ShardPipeline {
             pipeline: ctx.pipeline.clone(),
             shard_id: ctx.shard_id.clone(),
         };
+        let tick_every = buffer.max_age.get().max(Duration::from_millis(10));
         ShardPipeline {
             chain: Chain::new(transforms),
+            tick_every,
+            last_tick: Instant::now(),
+            limit: CheckpointLimit::Any,
+            states: Vec::new(),
             buffer: Buffer::new(&buffer),
             concurrency: delivery.concurrency.max(1),
             emitter,
@@ -157,23 +213,78 @@ impl ShardPipeline {
                     }
                 }
                 Err(failure) => {
-                    tracing::debug!(pipeline = %self.ctx.pipeline, shard_id = %self.ctx.shard_id,
-                        position = %position, stage = %failure.stage, reason = %failure.reason, "transform failed");
                     let ticket = self.watermark.register(position, 1);
-                    let entry = DeadLetterEntry {
-                        record: failure.record,
-                        reason: failure.reason,
-                        stage: failure.stage,
-                        pipeline: self.ctx.pipeline.clone(),
-                    };
-                    self.dead_letter_queue.push((entry, ticket));
+                    self.queue_failure(failure, ticket);
                 }
             }
         }
         if filtered > 0 {
             self.telemetry.filtered(filtered);
         }
+        self.refresh_limit();
         self.start_work();
+    }
+
+    fn queue_failure(&mut self, failure: ChainFailure, ticket: Ticket) {
+        tracing::debug!(pipeline = %self.ctx.pipeline, shard_id = %self.ctx.shard_id,
+            position = %failure.record.meta.position(), stage = %failure.stage, reason = %failure.reason,
+            "transform failed");
+        let entry = DeadLetterEntry {
+            record: failure.record,
+            reason: failure.reason,
+            stage: failure.stage,
+            pipeline: self.ctx.pipeline.clone(),
+        };
+        self.dead_letter_queue.push((entry, ticket));
+    }
+
+    /// Runs a tick (or, with `end`, the shard-end flush) of the stateful
+    /// transforms and buffers what they emit as one watermark entry after
+    /// the last record. Does nothing before the first record.
+    fn emit_held(&mut self, end: bool) {
+        self.last_tick = Instant::now();
+        if !self.chain.is_stateful() || self.aborted {
+            return;
+        }
+        let Some(key) = self.watermark.next_tick_key() else { return };
+        let emitted = self.chain.emit(&key, SystemTime::now(), end);
+        let count = u32::try_from(emitted.outputs.len() + emitted.failures.len()).unwrap_or(u32::MAX);
+        let Some((ticket, _)) = self.watermark.register_tick(count) else { return };
+        let now = Instant::now();
+        for record in emitted.outputs {
+            let bytes = record.payload.approximate_len() as u64;
+            self.buffer.push(Item { record, ticket }, bytes, now);
+        }
+        for failure in emitted.failures {
+            self.queue_failure(failure, ticket);
+        }
+        self.refresh_limit();
+    }
+
+    /// Asks the stateful transforms how far the current `done` key lets the
+    /// shard be checkpointed.
+    fn refresh_limit(&mut self) {
+        if !self.chain.is_stateful() {
+            return;
+        }
+        match self.watermark.done_key().cloned() {
+            Some(done) => (self.limit, self.states) = self.chain.checkpoint_limit(&done),
+            None => self.limit = CheckpointLimit::Nothing,
+        }
+    }
+
+    /// When stateful transforms must be ticked next; `None` when none holds
+    /// records.
+    fn tick_deadline(&self) -> Option<Instant> {
+        (self.chain.is_stateful() && !self.aborted && self.chain.holds_records())
+            .then(|| self.last_tick + self.tick_every)
+    }
+
+    /// True while the caller should wait on [`next_event`](Self::next_event):
+    /// records are outstanding, or a stateful transform holds records that
+    /// a tick may emit.
+    pub fn wants_events(&self) -> bool {
+        !self.aborted && (self.watermark.outstanding() > 0 || self.tick_deadline().is_some())
     }
 
     /// False while the caller must stop reading: every in-flight slot is
@@ -199,17 +310,32 @@ impl ShardPipeline {
     /// completion is only taken off the task set in the same poll that
     /// handles it, and the age deadline is kept in the buffer.
     pub async fn next_event(&mut self) -> PipelineEvent {
-        if self.aborted || (self.tasks.is_empty() && self.buffer.is_empty() && self.dead_letter_queue.is_empty()) {
+        let tick = self.tick_deadline();
+        if self.aborted
+            || (self.tasks.is_empty() && self.buffer.is_empty() && self.dead_letter_queue.is_empty() && tick.is_none())
+        {
             return PipelineEvent::Idle;
         }
-        let deadline = self.buffer.deadline();
+        let age = self.buffer.deadline();
+        let deadline = match (age, tick) {
+            (Some(a), Some(t)) => Some(a.min(t)),
+            (a, t) => a.or(t),
+        };
         let tasks = &mut self.tasks;
         tokio::select! {
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 self.on_task_done(joined);
             }
             () = sleep_until(deadline), if deadline.is_some() => {
-                self.buffer.seal(FlushReason::Age);
+                let now = Instant::now();
+                let aged = age.is_some_and(|a| a <= now);
+                if aged || tick.is_some_and(|t| t <= now) {
+                    // Stateful transforms tick on every age flush too.
+                    self.emit_held(false);
+                }
+                if aged {
+                    self.buffer.seal(FlushReason::Age);
+                }
             }
             else => return PipelineEvent::Idle,
         }
@@ -218,13 +344,87 @@ impl ShardPipeline {
     }
 
     /// The watermark position: every record up to and including it was
-    /// delivered or dead-lettered. `None` before that, and after
-    /// [`abort`](Self::abort).
+    /// delivered or dead-lettered, and no record at or before it is held by
+    /// a stateful transform in a window not yet emitted. `None` before
+    /// that, and after [`abort`](Self::abort).
     pub fn checkpoint(&self) -> Option<Position> {
         if self.aborted {
             return None;
         }
-        self.watermark.checkpoint()
+        let acked = self.watermark.checkpoint()?;
+        match &self.limit {
+            CheckpointLimit::Any => Some(acked),
+            CheckpointLimit::AtMost(p) if *p < acked => Some(p.clone()),
+            CheckpointLimit::AtMost(_) => Some(acked),
+            CheckpointLimit::Nothing => None,
+        }
+    }
+
+    /// The state of the stateful transforms that goes with
+    /// [`checkpoint`](Self::checkpoint), as a JSON text; `None` when the
+    /// chain has no stateful transform. The worker must store it with the
+    /// checkpoint — atomically, or before writing the checkpoint (a newer
+    /// state with an older checkpoint is safe; the reverse is not).
+    pub fn checkpoint_state(&self) -> Option<String> {
+        if !self.chain.is_stateful() || self.aborted {
+            return None;
+        }
+        let saved = SavedState {
+            version: 1,
+            transforms: self
+                .states
+                .iter()
+                .map(|s| SavedTransform { index: s.index, name: s.name.clone(), state: s.state.clone() })
+                .collect(),
+        };
+        serde_json::to_string(&saved).ok()
+    }
+
+    /// Gives the stateful transforms back the state stored with the
+    /// checkpoint the shard resumes from. Call before the first
+    /// [`push`](Self::push).
+    ///
+    /// # Errors
+    /// [`RestoreStateError`] when the text is not a saved state or a state
+    /// does not fit the configured transforms (the configuration changed);
+    /// the states that fit were restored, the others start fresh.
+    pub fn restore_state(&mut self, text: &str) -> Result<(), RestoreStateError> {
+        let saved: SavedState = serde_json::from_str(text)
+            .map_err(|e| RestoreStateError { problems: vec![format!("not a saved transform state: {e}")] })?;
+        if saved.version != 1 {
+            return Err(RestoreStateError { problems: vec![format!("unknown state version {}", saved.version)] });
+        }
+        let states: Vec<TransformState> = saved
+            .transforms
+            .into_iter()
+            .map(|s| TransformState { index: s.index, name: s.name, state: s.state })
+            .collect();
+        let problems = self.chain.restore(&states);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RestoreStateError { problems })
+        }
+    }
+
+    /// At shard end: stateful transforms emit everything they hold (every
+    /// open window), then as [`drain`](Self::drain). Use this instead of
+    /// `drain` when the shard was read to its end.
+    ///
+    /// # Panics
+    /// As [`drain`](Self::drain).
+    ///
+    /// # Cancel safety
+    /// As [`drain`](Self::drain); held records are emitted once, on the
+    /// first call.
+    pub async fn finish(&mut self) -> Option<Position> {
+        if self.aborted {
+            return None;
+        }
+        if self.chain.is_stateful() && self.chain.holds_records() {
+            self.emit_held(true);
+        }
+        self.drain().await
     }
 
     /// Flushes the buffer, waits for everything in flight and makes the
@@ -340,6 +540,7 @@ impl ShardPipeline {
                 for ticket in done.tickets {
                     self.watermark.ack(ticket);
                 }
+                self.refresh_limit();
                 done.kind
             }
             Err(e) => {

@@ -8,10 +8,16 @@
 //! `VecDeque` whose front is the oldest unfinished record; a [`Ticket`] is
 //! an absolute index, so an acknowledgement is O(1) and advancing the front
 //! is O(1) amortized.
+//!
+//! Besides input records, the engine registers *ticks* (outputs a stateful
+//! transform made on a timer or at shard end): a tick entry sits after the
+//! last registered record and is keyed `(that record's position, n)`, so
+//! [`Watermark::done_key`] tells whether a tick's outputs were delivered
+//! although it does not move the checkpointable position.
 
 use std::collections::VecDeque;
 
-use shardline_api::Position;
+use shardline_api::{OpKey, Position};
 
 /// A handle to one registered record, acknowledged once per output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,7 +25,7 @@ pub struct Ticket(u64);
 
 #[derive(Debug)]
 struct Entry {
-    position: Position,
+    key: OpKey,
     /// Outputs not yet acknowledged.
     remaining: u32,
 }
@@ -30,8 +36,10 @@ pub struct Watermark {
     entries: VecDeque<Entry>,
     /// Absolute index of `entries[0]`.
     base: u64,
-    /// Position of the last record popped off the front.
-    done: Option<Position>,
+    /// Key of the last entry popped off the front.
+    done: Option<OpKey>,
+    /// Key of the last entry registered.
+    last: Option<OpKey>,
     /// Registered records with outputs still unacknowledged.
     unfinished: usize,
 }
@@ -46,11 +54,31 @@ impl Watermark {
     /// increasing order) with the number of outputs it produced. A record
     /// with no outputs is done at once.
     pub fn register(&mut self, position: Position, outputs: u32) -> Ticket {
+        self.push(OpKey::record(position), outputs)
+    }
+
+    /// Registers a tick after the last registered record with the number of
+    /// outputs it produced; returns its ticket and key, or `None` when no
+    /// record was registered yet (a tick has no place then).
+    pub fn register_tick(&mut self, outputs: u32) -> Option<(Ticket, OpKey)> {
+        let last = self.last.as_ref()?;
+        let key = OpKey { position: last.position.clone(), tick: last.tick.saturating_add(1) };
+        Some((self.push(key.clone(), outputs), key))
+    }
+
+    /// The key the next [`register_tick`](Self::register_tick) would use.
+    pub fn next_tick_key(&self) -> Option<OpKey> {
+        let last = self.last.as_ref()?;
+        Some(OpKey { position: last.position.clone(), tick: last.tick.saturating_add(1) })
+    }
+
+    fn push(&mut self, key: OpKey, outputs: u32) -> Ticket {
         let ticket = Ticket(self.base + self.entries.len() as u64);
         if outputs > 0 {
             self.unfinished += 1;
         }
-        self.entries.push_back(Entry { position, remaining: outputs });
+        self.last = Some(key.clone());
+        self.entries.push_back(Entry { key, remaining: outputs });
         self.advance();
         ticket
     }
@@ -81,7 +109,13 @@ impl Watermark {
     /// The highest position such that every record up to and including it
     /// was fully acknowledged; `None` before the first one.
     pub fn checkpoint(&self) -> Option<Position> {
-        self.done.clone()
+        self.done.as_ref().map(|k| k.position.clone())
+    }
+
+    /// Key of the last entry (record or tick) such that it and everything
+    /// registered before it were fully acknowledged.
+    pub fn done_key(&self) -> Option<&OpKey> {
+        self.done.as_ref()
     }
 
     /// Records registered but not yet fully acknowledged.
@@ -92,7 +126,7 @@ impl Watermark {
     fn advance(&mut self) {
         while self.entries.front().is_some_and(|e| e.remaining == 0) {
             if let Some(entry) = self.entries.pop_front() {
-                self.done = Some(entry.position);
+                self.done = Some(entry.key);
                 self.base += 1;
             }
         }
@@ -129,6 +163,23 @@ mod tests {
         assert_eq!(w.outstanding(), 0);
         w.ack(t1); // extra acks are ignored
         assert_eq!(w.checkpoint(), Some(pos(2)));
+    }
+
+    #[test]
+    fn ticks_follow_the_last_record_without_moving_the_position() {
+        let mut w = Watermark::new();
+        assert_eq!(w.register_tick(1), None);
+        w.register(pos(0), 0);
+        let (t, key) = w.register_tick(2).expect("after a record");
+        assert_eq!(key, OpKey { position: pos(0), tick: 1 });
+        assert_eq!(w.done_key(), Some(&OpKey::record(pos(0))));
+        assert_eq!(w.next_tick_key(), Some(OpKey { position: pos(0), tick: 2 }));
+        w.ack(t);
+        w.ack(t);
+        assert_eq!(w.done_key(), Some(&key));
+        assert_eq!(w.checkpoint(), Some(pos(0)));
+        w.register(pos(1), 0);
+        assert_eq!(w.next_tick_key(), Some(OpKey { position: pos(1), tick: 1 }));
     }
 
     proptest! {

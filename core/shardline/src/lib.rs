@@ -11,4 +11,5 @@ pub mod metrics;
 pub mod put;
 pub mod runtime;
 pub mod sink;
+pub mod testing;
 pub mod transforms;

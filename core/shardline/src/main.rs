@@ -45,6 +45,8 @@ enum Command {
         /// Longest graceful shutdown before leases are left to expire.
         #[arg(long, env = "SHARDLINE_SHUTDOWN_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
         shutdown_timeout: Duration,
+        #[command(flatten)]
+        plugins: PluginDirs,
     },
     /// Write lines (stdin or files) to a stream with PutRecords, one record
     /// per line.
@@ -73,7 +75,35 @@ enum Command {
         /// Pipeline files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        plugins: PluginDirs,
     },
+    /// Run the `[[tests]]` declared in pipeline files through their
+    /// transforms (no network); prints a diff for each failure and
+    /// `N passed, N failed`. Exit status 0 when all pass.
+    Test {
+        /// Pipeline files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        plugins: PluginDirs,
+    },
+    /// List the sink plugins found (name, version, config keys), the
+    /// directories searched and the libraries refused.
+    Plugins {
+        #[command(flatten)]
+        plugins: PluginDirs,
+    },
+}
+
+/// Where sink plugins are looked for, before the defaults (`plugins/`
+/// next to the binary, then `/usr/lib/shardline/plugins`).
+#[derive(clap::Args)]
+struct PluginDirs {
+    /// A directory of sink plugins (repeatable; `SHARDLINE_PLUGIN_DIR` takes
+    /// a colon-separated list).
+    #[arg(long = "plugin-dir", env = "SHARDLINE_PLUGIN_DIR", value_delimiter = ':')]
+    plugin_dirs: Vec<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -84,7 +114,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Validate { files } => validate(&files),
+        Command::Validate { files, plugins } => {
+            shardline::sink::load_plugins(&plugins.plugin_dirs);
+            validate(&files)
+        }
+        Command::Test { files, plugins } => {
+            shardline::sink::load_plugins(&plugins.plugin_dirs);
+            test(&files)
+        }
+        Command::Plugins { plugins } => {
+            print!("{}", shardline::sink::plugins_report(shardline::sink::load_plugins(&plugins.plugin_dirs)));
+            ExitCode::SUCCESS
+        }
         Command::Put { stream, endpoint, region, partition_key, create_shards, files } => {
             let options = shardline::put::PutOptions {
                 stream,
@@ -101,7 +142,8 @@ fn main() -> ExitCode {
             };
             runtime.block_on(put(options, files))
         }
-        Command::Run { files, worker_id, metrics_address, shutdown_timeout } => {
+        Command::Run { files, worker_id, metrics_address, shutdown_timeout, plugins } => {
+            shardline::sink::load_plugins(&plugins.plugin_dirs);
             let configs = match load_all(&files) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -207,6 +249,29 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+fn test(files: &[PathBuf]) -> ExitCode {
+    let configs = match load_all(files) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for (file, config) in files.iter().zip(&configs) {
+        let results = shardline::testing::run_all(config);
+        if results.is_empty() {
+            println!("{}: no [[tests]]", file.display());
+        }
+        print!("{}", shardline::testing::report(&file.display().to_string(), &results));
+        passed += results.iter().filter(|r| r.passed()).count();
+        failed += results.iter().filter(|r| !r.passed()).count();
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -35,6 +35,10 @@ pub struct PipelineConfig {
     /// Default: `type = "file"`, `path = "./dead-letters"`.
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
+    /// Pipeline unit tests run by `shardline test` (`[[tests]]`). Default:
+    /// none. Ignored by `shardline run`.
+    #[serde(default)]
+    pub tests: Vec<crate::testing::TestCase>,
 }
 
 /// `[[transforms]]`: `type` plus the transform's own keys.

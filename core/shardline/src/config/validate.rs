@@ -192,10 +192,15 @@ impl PipelineConfig {
                     let mut rest = transform.clone();
                     rest.remove("type");
                     if let Err(e) = shardline_transforms::validate(kind, &rest) {
-                        add(&format!("transforms[{i}].type"), format!("transform `{kind}`: {e}"));
+                        // Point at the offending option (`condition`, `pattern`…) when named.
+                        let key = e.key().filter(|k| transform.contains_key(*k)).unwrap_or("type");
+                        add(&format!("transforms[{i}].{key}"), format!("transform `{kind}`: {e}"));
                     }
                 }
             }
+        }
+        for (path, message) in crate::testing::check(self) {
+            add(&path, message);
         }
         if let Err((key, message)) = crate::sink::validate(&self.sink) {
             add(&format!("sink{}", key.map(|k| format!(".{k}")).unwrap_or_default()), message);

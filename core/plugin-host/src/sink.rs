@@ -1,0 +1,350 @@
+//! [`PluginSink`]: a loaded plugin as a [`shardline_api::Sink`].
+//!
+//! Each asynchronous call boxes a [`CallState`] (the oneshot sender and, for
+//! `send`, the batch in C form) and hands it to the plugin as the
+//! completion's context. The plugin calls [`on_complete`] exactly once; it
+//! copies the result, fulfils the channel and frees the state, and with it
+//! the batch. The host future only awaits the channel, so dropping it (the
+//! call is cancelled) never frees memory the plugin still reads.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use shardline_api::{ErrorKind, Record, RecordMeta, RecordStatus, Sink, SinkError};
+use shardline_plugin_abi::{
+    ByteSlice, CallResult, Completion, FfiRecord, InitContext, OwnedBuffer, CALL_OK, ERROR_PERMANENT, ERROR_RETRIABLE,
+    LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, STATUS_DELIVERED, STATUS_REJECTED, STATUS_RETRIABLE,
+};
+use tokio::sync::{oneshot, OnceCell};
+
+use crate::library::LoadedPlugin;
+
+/// A plugin instance's handle. The SDK's handles are `Send + Sync` (the
+/// plugin value is `Sync`, its runtime is thread-safe); the ABI requires it
+/// of every plugin.
+struct Handle(*mut c_void);
+
+// SAFETY: see above; the handle is only passed back to the plugin.
+unsafe impl Send for Handle {}
+// SAFETY: as above.
+unsafe impl Sync for Handle {}
+
+/// Delivers through a loaded plugin. Made by [`LoadedPlugin::build_sink`].
+///
+/// The plugin instance (and its runtime) is created by the first call,
+/// usually the pipeline's healthcheck, on tokio's blocking pool; a failed
+/// init is tried again by the next call. The instance is destroyed when the
+/// sink is dropped.
+pub struct PluginSink {
+    plugin: Arc<LoadedPlugin>,
+    config: Arc<Vec<u8>>,
+    pipeline: Arc<str>,
+    instance: OnceCell<Handle>,
+}
+
+impl std::fmt::Debug for PluginSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSink").field("plugin", &self.plugin.name()).field("pipeline", &self.pipeline).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Call {
+    Healthcheck,
+    Send,
+    Flush,
+    Close,
+}
+
+impl Call {
+    fn as_str(self) -> &'static str {
+        match self {
+            Call::Healthcheck => "healthcheck",
+            Call::Send => "send",
+            Call::Flush => "flush",
+            Call::Close => "close",
+        }
+    }
+}
+
+type Outcome = Result<Vec<RecordStatus>, SinkError>;
+
+/// What a completion's context points to.
+struct CallState {
+    reply: oneshot::Sender<Outcome>,
+    _batch: Option<FfiBatch>,
+}
+
+/// A batch in C form and the data its pointers point into.
+struct FfiBatch {
+    records: Vec<FfiRecord>,
+    _data: Vec<Bytes>,
+    _metas: Vec<Arc<RecordMeta>>,
+}
+
+// SAFETY: the raw pointers in `records` point into `_data` and `_metas`,
+// which the batch owns and which are immutable.
+unsafe impl Send for FfiBatch {}
+
+fn millis(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+impl FfiBatch {
+    fn new(batch: &[Record]) -> Self {
+        let data: Vec<Bytes> = batch.iter().map(|r| r.payload.to_bytes()).collect();
+        let metas: Vec<Arc<RecordMeta>> = batch.iter().map(|r| r.meta.clone()).collect();
+        // The pointers point into heap data owned by `data` and `metas`
+        // (Bytes and Arc contents never move).
+        let records = batch
+            .iter()
+            .zip(&data)
+            .zip(&metas)
+            .map(|((record, data), meta)| FfiRecord {
+                data: ByteSlice::new(data),
+                stream: ByteSlice::new(meta.stream.as_bytes()),
+                shard_id: ByteSlice::new(meta.shard_id.as_bytes()),
+                sequence_number: ByteSlice::new(meta.sequence_number.as_str().as_bytes()),
+                sub_sequence_number: meta.sub_sequence_number,
+                partition_key: ByteSlice::new(meta.partition_key.as_bytes()),
+                explicit_hash_key: meta.explicit_hash_key.as_deref().map_or(ByteSlice::NULL, |k| ByteSlice::new(k.as_bytes())),
+                arrival_time_millis: millis(meta.arrival_time),
+                event_time_millis: record.event_time.map_or(0, millis),
+                has_event_time: u8::from(record.event_time.is_some()),
+                aggregated: u8::from(meta.aggregated),
+            })
+            .collect();
+        FfiBatch { records, _data: data, _metas: metas }
+    }
+}
+
+/// The completion callback the host gives every asynchronous call.
+///
+/// # Safety
+/// `context` is a `CallState` boxed by [`PluginSink::start`], passed here
+/// once; `result` is null or valid for the call.
+unsafe extern "C" fn on_complete(context: *mut c_void, result: *const CallResult) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if context.is_null() {
+            return;
+        }
+        // SAFETY: the plugin hands back the context of `start` exactly once.
+        let state = unsafe { Box::from_raw(context.cast::<CallState>()) };
+        // SAFETY: the plugin keeps `result` valid for this call.
+        let outcome = match unsafe { result.as_ref() } {
+            // SAFETY: as above, and what it points to.
+            Some(result) => unsafe { copy_outcome(result) },
+            None => Err(SinkError::permanent("the plugin answered without a result")),
+        };
+        // The receiver is gone when the call was cancelled: nothing to do.
+        let _ = state.reply.send(outcome);
+    }));
+}
+
+fn text(slice: ByteSlice) -> String {
+    // SAFETY: callers pass slices the plugin keeps valid for the completion.
+    String::from_utf8_lossy(unsafe { slice.as_bytes() }).into_owned()
+}
+
+/// # Safety
+/// `result` and what it points to are valid for the call.
+unsafe fn copy_outcome(result: &CallResult) -> Outcome {
+    if result.code != CALL_OK {
+        let kind = if result.error.kind == ERROR_RETRIABLE { ErrorKind::Retriable } else { ErrorKind::Permanent };
+        return Err(SinkError { kind, message: text(result.error.message) });
+    }
+    if result.statuses.is_null() || result.statuses_len == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the plugin passes `statuses_len` statuses, valid for the call.
+    let statuses = unsafe { std::slice::from_raw_parts(result.statuses, result.statuses_len) };
+    Ok(statuses
+        .iter()
+        .map(|s| match s.code {
+            STATUS_DELIVERED => RecordStatus::Delivered,
+            STATUS_RETRIABLE => RecordStatus::Retriable {
+                reason: text(s.reason),
+                backoff: (s.has_backoff != 0).then(|| Duration::from_millis(s.backoff_ms)),
+            },
+            STATUS_REJECTED => RecordStatus::Rejected { reason: text(s.reason) },
+            other => RecordStatus::Rejected { reason: format!("the plugin answered an unknown status code {other}: {}", text(s.reason)) },
+        })
+        .collect())
+}
+
+/// Logs a line on the plugin's behalf (the `log` of [`InitContext`]).
+///
+/// # Safety
+/// `target` and `message` are valid for the call.
+unsafe extern "C" fn host_log(level: u32, target: ByteSlice, message: ByteSlice) {
+    let _ = catch_unwind(|| {
+        let (target, message) = (text(target), text(message));
+        match level {
+            LOG_ERROR => tracing::error!(target: "shardline::plugin", plugin = %target, "{message}"),
+            LOG_WARN => tracing::warn!(target: "shardline::plugin", plugin = %target, "{message}"),
+            LOG_INFO => tracing::info!(target: "shardline::plugin", plugin = %target, "{message}"),
+            LOG_DEBUG => tracing::debug!(target: "shardline::plugin", plugin = %target, "{message}"),
+            _ => tracing::trace!(target: "shardline::plugin", plugin = %target, "{message}"),
+        }
+    });
+}
+
+fn host_max_level() -> u32 {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::OFF => 0,
+        LevelFilter::ERROR => LOG_ERROR,
+        LevelFilter::WARN => LOG_WARN,
+        LevelFilter::INFO => LOG_INFO,
+        LevelFilter::DEBUG => LOG_DEBUG,
+        _ => LOG_TRACE,
+    }
+}
+
+fn outcome_label<T>(result: &Result<T, SinkError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) if e.kind.is_retriable() => "retriable",
+        Err(_) => "permanent",
+    }
+}
+
+impl PluginSink {
+    pub(crate) fn new(plugin: Arc<LoadedPlugin>, config: serde_json::Value, pipeline: &str) -> Self {
+        // A `serde_json::Value` always serialises.
+        let config = serde_json::to_vec(&config).unwrap_or_else(|_| b"{}".to_vec());
+        PluginSink { plugin, config: Arc::new(config), pipeline: Arc::from(pipeline), instance: OnceCell::new() }
+    }
+
+    /// The plugin this sink delivers through.
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    fn record_call<T>(&self, call: &'static str, started: Instant, result: &Result<T, SinkError>) {
+        let plugin = self.plugin.name().to_owned();
+        metrics::counter!("shardline_plugin_calls_total", "plugin" => plugin.clone(), "call" => call, "outcome" => outcome_label(result))
+            .increment(1);
+        metrics::histogram!("shardline_plugin_call_duration_seconds", "plugin" => plugin, "call" => call)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    fn with_context(&self, e: SinkError) -> SinkError {
+        SinkError { kind: e.kind, message: format!("sink plugin `{}`: {}", self.plugin.name(), e.message) }
+    }
+
+    async fn handle(&self) -> Result<&Handle, SinkError> {
+        self.instance.get_or_try_init(|| self.init()).await
+    }
+
+    async fn init(&self) -> Result<Handle, SinkError> {
+        let started = Instant::now();
+        let plugin = self.plugin.clone();
+        let config = self.config.clone();
+        let pipeline = self.pipeline.clone();
+        let max_level = host_max_level();
+        let joined = tokio::task::spawn_blocking(move || {
+            let context = InitContext {
+                struct_size: std::mem::size_of::<InitContext>() as u32,
+                pipeline: ByteSlice::new(pipeline.as_bytes()),
+                log: Some(host_log),
+                max_level,
+            };
+            let mut handle: *mut c_void = std::ptr::null_mut();
+            let mut kind = ERROR_PERMANENT;
+            let mut message = OwnedBuffer::EMPTY;
+            // SAFETY: every pointer is valid for the call; config and
+            // context outlive it.
+            let code = unsafe { (plugin.fns.init)(ByteSlice::new(&config), &context, &mut handle, &mut kind, &mut message) };
+            let message = plugin.take_buffer(message);
+            if code == CALL_OK && !handle.is_null() {
+                Ok(Handle(handle))
+            } else {
+                let kind = if kind == ERROR_RETRIABLE { ErrorKind::Retriable } else { ErrorKind::Permanent };
+                let message = String::from_utf8_lossy(&message).into_owned();
+                Err(SinkError { kind, message: format!("init failed: {message}") })
+            }
+        })
+        .await;
+        let result = match joined {
+            Ok(result) => result,
+            Err(e) => Err(SinkError::permanent(format!("init task failed: {e}"))),
+        };
+        self.record_call("init", started, &result);
+        result.map_err(|e| self.with_context(e))
+    }
+
+    /// Starts an asynchronous call; the receiver gets its outcome.
+    fn start(&self, handle: &Handle, call: Call, batch: Option<FfiBatch>) -> oneshot::Receiver<Outcome> {
+        let (reply, receiver) = oneshot::channel();
+        let (records, len) = batch.as_ref().map_or((std::ptr::null(), 0), |b| (b.records.as_ptr(), b.records.len()));
+        let state = Box::into_raw(Box::new(CallState { reply, _batch: batch }));
+        let completion = Completion { callback: on_complete, context: state.cast::<c_void>() };
+        let fns = &self.plugin.fns;
+        // SAFETY: the handle is live (destroyed only on drop); the records
+        // live in `state`, which only `on_complete` frees.
+        unsafe {
+            match call {
+                Call::Healthcheck => (fns.healthcheck)(handle.0, completion),
+                Call::Send => (fns.send)(handle.0, records, len, completion),
+                Call::Flush => (fns.flush)(handle.0, completion),
+                Call::Close => (fns.close)(handle.0, completion),
+            }
+        }
+        receiver
+    }
+
+    async fn call(&self, call: Call, batch: Option<FfiBatch>) -> Outcome {
+        let handle = self.handle().await?;
+        let started = Instant::now();
+        let receiver = self.start(handle, call, batch);
+        let result = match receiver.await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(SinkError::permanent(format!("{} ended without an answer", call.as_str()))),
+        };
+        self.record_call(call.as_str(), started, &result);
+        result.map_err(|e| self.with_context(e))
+    }
+}
+
+#[async_trait]
+impl Sink for PluginSink {
+    async fn healthcheck(&self) -> Result<(), SinkError> {
+        self.call(Call::Healthcheck, None).await.map(|_| ())
+    }
+
+    async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(Call::Send, Some(FfiBatch::new(batch))).await
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        self.call(Call::Flush, None).await.map(|_| ())
+    }
+
+    async fn close(&self) -> Result<(), SinkError> {
+        if self.instance.get().is_none() {
+            return Ok(());
+        }
+        self.call(Call::Close, None).await.map(|_| ())
+    }
+}
+
+impl Drop for PluginSink {
+    fn drop(&mut self) {
+        if let Some(handle) = self.instance.take() {
+            // SAFETY: the handle came from this plugin's init and is not
+            // used again; destroy does not block.
+            unsafe { (self.plugin.fns.destroy)(handle.0) };
+        }
+    }
+}
