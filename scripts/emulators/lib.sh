@@ -27,8 +27,7 @@ emulators_die() {
 }
 
 # Installs the npm packages pinned in package-lock.json unless the installed
-# tree already matches it (node_modules is vendored, so this is usually a
-# no-op and needs no network).
+# tree already matches it (a no-op once installed).
 emulators_install() {
   command -v node >/dev/null || emulators_die "node is not installed (needed for kinesis-mock and dynalite)"
   command -v npm >/dev/null || emulators_die "npm is not installed"
@@ -177,4 +176,27 @@ emulators_stop_pids() {
 emulators_stop() {
   emulators_stop_pids "${EMULATOR_PIDS[@]}"
   EMULATOR_PIDS=()
+}
+
+# emulators_pip PACKAGE...: makes sure the shared test venv
+# (<repo>/target/venv) exists and has the given pip requirement specifiers
+# installed (pip is only run when `pip show` misses one). Prints nothing on
+# success; use "$EMULATOR_VENV/bin/..." afterwards.
+EMULATOR_VENV="${EMULATOR_VENV:-$EMULATORS_REPO_ROOT/target/venv}"
+emulators_pip() {
+  command -v python3 >/dev/null || emulators_die "python3 is not installed"
+  if [[ ! -x $EMULATOR_VENV/bin/pip ]]; then
+    emulators_log "creating the test venv in $EMULATOR_VENV"
+    python3 -m venv "$EMULATOR_VENV" </dev/null || emulators_die "python3 -m venv failed"
+  fi
+  local spec name missing=()
+  for spec in "$@"; do
+    name=${spec%%[<>=\[!~]*}
+    "$EMULATOR_VENV/bin/pip" show -q "$name" >/dev/null 2>&1 || missing+=("$spec")
+  done
+  if ((${#missing[@]})); then
+    emulators_log "pip install ${missing[*]}"
+    "$EMULATOR_VENV/bin/pip" install -q --disable-pip-version-check "${missing[@]}" </dev/null ||
+      emulators_die "pip install ${missing[*]} failed"
+  fi
 }

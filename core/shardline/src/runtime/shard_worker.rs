@@ -227,7 +227,17 @@ impl ShardWorker {
             if self.handle.snapshot().checkpoint.is_shard_end() {
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Retriable failure (sink flush or lease store): every record is
+            // acknowledged, so on shutdown the last position is checkpointed
+            // and the next owner only finds the shard's end.
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    let last = self.pipeline.checkpoint().filter(|p| checkpointed.as_ref() != Some(p)).map(Checkpoint::At);
+                    self.release(last).await;
+                    return Ok(Step::Exit(ShardExit::Shutdown));
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
         if !children.is_empty() {
             if let Err(e) = self.handle.set_child_shard_ids(&children).await {
