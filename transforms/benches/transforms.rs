@@ -41,7 +41,7 @@ fn json_text(i: usize) -> String {
         format!(
             "{{\"id\":{i},\"ts\":{},\"status\":{},\"resource\":\"/products/{}\",\"referrer\":\"https://example.com/{}\",\"user\":{{\"id\":\"u{}\",\"plan\":\"pro\"}},\"tags\":[\"a\",\"b\"],\"pad\":\"",
             1_767_225_600 + i / 100,
-            if i % 4 == 0 { 500 } else { 200 },
+            if i.is_multiple_of(4) { 500 } else { 200 },
             i % 977,
             i % 31,
             i % 200
@@ -61,7 +61,7 @@ fn log_text(i: usize) -> String {
             i % 250,
             i % 60,
             i % 977,
-            if i % 4 == 0 { 500 } else { 200 },
+            if i.is_multiple_of(4) { 500 } else { 200 },
             1000 + i
         ),
         "\"",

@@ -380,7 +380,7 @@ impl Transform for WindowCount {
     }
 
     fn checkpoint_limit(&mut self, done: &OpKey) -> CheckpointLimit {
-        while self.history.front().is_some_and(|s| s.key.as_ref().map_or(true, |k| k <= done)) {
+        while self.history.front().is_some_and(|s| s.key.as_ref().is_none_or(|k| k <= done)) {
             if let Some(s) = self.history.pop_front() {
                 self.settled = s;
             }

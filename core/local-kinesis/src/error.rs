@@ -121,6 +121,14 @@ pub enum LocalKinesisError {
         /// Cause.
         source: std::io::Error,
     },
+    /// Another server uses the data directory.
+    #[error("data directory {path} is in use by another local kinesis server: {source}")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The metadata file is not what this version writes.
     #[error("metadata file {path} is invalid: {message}")]
     Metadata {

@@ -27,6 +27,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cli;
+mod embedded;
 mod error;
 mod hashkey;
 mod http;
@@ -46,6 +48,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use embedded::{embedded_data_dir, embedded_endpoint, EMBEDDED_ENDPOINT};
 pub use error::{ApiError, LocalKinesisError};
 pub use ops::OPERATIONS;
 
@@ -80,10 +83,16 @@ impl LocalKinesisConfig {
 }
 
 /// A running server.
-#[derive(Debug)]
 pub struct LocalKinesis {
     address: SocketAddr,
     task: JoinHandle<()>,
+    server: Arc<state::Server>,
+}
+
+impl std::fmt::Debug for LocalKinesis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKinesis").field("address", &self.address).finish()
+    }
 }
 
 impl LocalKinesis {
@@ -95,6 +104,10 @@ impl LocalKinesis {
     /// `http://<address>`, for an SDK endpoint override.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    pub(crate) fn state(&self) -> &Arc<state::Server> {
+        &self.server
     }
 
     /// Waits until the server stopped after its shutdown token was
@@ -141,8 +154,8 @@ pub async fn start(config: LocalKinesisConfig, shutdown: CancellationToken) -> R
     let listener = TcpListener::bind(config.address).await.map_err(|source| LocalKinesisError::Bind { address: config.address, source })?;
     let address = listener.local_addr().map_err(|source| LocalKinesisError::Bind { address: config.address, source })?;
     tracing::info!(address = %address, data_dir = %config.data_dir.display(), "local kinesis listening");
-    let task = tokio::spawn(run(server, listener, config.sync_interval, shutdown));
-    Ok(LocalKinesis { address, task })
+    let task = tokio::spawn(run(server.clone(), listener, config.sync_interval, shutdown));
+    Ok(LocalKinesis { address, task, server })
 }
 
 async fn run(server: Arc<state::Server>, listener: TcpListener, sync_interval: Duration, shutdown: CancellationToken) {

@@ -48,27 +48,9 @@ enum Command {
         #[command(flatten)]
         plugins: PluginDirs,
     },
-    /// Write lines (stdin or files) to a stream with PutRecords, one record
-    /// per line.
-    Put {
-        /// Stream name.
-        #[arg(long)]
-        stream: String,
-        /// Endpoint override, e.g. http://127.0.0.1:4568.
-        #[arg(long, env = "SHARDLINE_KINESIS_ENDPOINT")]
-        endpoint: Option<String>,
-        /// AWS region.
-        #[arg(long)]
-        region: Option<String>,
-        /// Partition key: random, fixed:KEY or field:NAME (a top-level JSON field).
-        #[arg(long, default_value = "random")]
-        partition_key: shardline::put::PartitionKey,
-        /// Create the stream with this many shards if it is missing.
-        #[arg(long)]
-        create_shards: Option<i32>,
-        /// Files to read; stdin when none.
-        files: Vec<PathBuf>,
-    },
+    /// Write records to a stream: lines from stdin or files, followed files
+    /// (--follow), or generated demo data (--generate referrers).
+    Put(shardline::put::PutArgs),
     /// Check pipeline files without touching the network; reports
     /// file:line:column of every problem. Exit status 0 when all are valid.
     Validate {
@@ -94,6 +76,9 @@ enum Command {
         #[command(flatten)]
         plugins: PluginDirs,
     },
+    /// Serve a Kinesis-compatible API on loopback (for development, tests
+    /// and benchmarks) with records kept in --data-dir; prints the endpoint.
+    LocalKinesis(shardline_local_kinesis::cli::LocalKinesisArgs),
 }
 
 /// Where sink plugins are looked for, before the defaults (`plugins/`
@@ -126,22 +111,20 @@ fn main() -> ExitCode {
             print!("{}", shardline::sink::plugins_report(shardline::sink::load_plugins(&plugins.plugin_dirs)));
             ExitCode::SUCCESS
         }
-        Command::Put { stream, endpoint, region, partition_key, create_shards, files } => {
-            let options = shardline::put::PutOptions {
-                stream,
-                connection: shardline_aws::AwsConnection { region, endpoint, profile: None },
-                partition_key,
-                create_shards,
-            };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            runtime.block_on(put(options, files))
-        }
+        Command::LocalKinesis(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(shardline_local_kinesis::cli::run(args)),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Put(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(shardline::put::run(args)),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run { files, worker_id, metrics_address, shutdown_timeout, plugins } => {
             shardline::sink::load_plugins(&plugins.plugin_dirs);
             let configs = match load_all(&files) {
@@ -184,32 +167,6 @@ async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_ad
         Err(e) => {
             tracing::error!(error = %e, "shardline stopped with an error");
             eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn put(options: shardline::put::PutOptions, files: Vec<PathBuf>) -> ExitCode {
-    let result = if files.is_empty() {
-        shardline::put::put_lines(&options, std::io::stdin().lock()).await
-    } else {
-        let mut total = Ok(0);
-        for file in &files {
-            let opened = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()));
-            total = match opened {
-                Ok(f) => shardline::put::put_lines(&options, std::io::BufReader::new(f)).await,
-                Err(e) => Err(e),
-            };
-            if total.is_err() {
-                break;
-            }
-        }
-        total
-    };
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

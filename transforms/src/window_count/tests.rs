@@ -10,6 +10,9 @@ use shardline_api::{CheckpointLimit, OpKey, Payload, Record, Transform};
 use super::*;
 use crate::test_support::record_at;
 
+/// Emitted windows as (start s, key, count).
+type Rows = Vec<(i64, Value, u64)>;
+
 /// A record at sequence `seq` with event time `t` seconds and key `k`.
 fn event(seq: u64, t: i64, k: &str) -> Record {
     let mut r = record_at(seq, Payload::Json(json!({ "k": k })));
@@ -146,7 +149,7 @@ fn crash_and_replay(
     events: &[(i64, u8)],
     checkpoint_after: usize,
     crash_after: usize,
-) -> (Vec<(i64, Value, u64)>, Vec<(i64, Value, u64)>) {
+) -> (Rows, Rows) {
     let make = |i: usize| event(i as u64 + 1, events[i].0, &format!("k{}", events[i].1));
     // Uninterrupted run.
     let mut full = counter(options);

@@ -27,7 +27,7 @@ const TOKEN_PREFIX: &[u8] = b"SLK1";
 /// Shards not yet expired (open, or closed within the retention period).
 pub(crate) fn visible_shards(state: &StreamState, now: u64) -> Vec<&Arc<Shard>> {
     let cutoff = now.saturating_sub(state.retention_ms);
-    state.shards.iter().filter(|s| s.closed_ms().map_or(true, |closed| closed >= cutoff)).collect()
+    state.shards.iter().filter(|s| s.closed_ms().is_none_or(|closed| closed >= cutoff)).collect()
 }
 
 /// The shards open at `time_ms`.
@@ -122,7 +122,7 @@ impl Filter {
         })
     }
 
-    fn apply<'s>(self, state: &'s StreamState, now: u64) -> Vec<&'s Arc<Shard>> {
+    fn apply(self, state: &StreamState, now: u64) -> Vec<&Arc<Shard>> {
         let visible = visible_shards(state, now);
         match self {
             Filter::None | Filter::FromTrimHorizon => visible,
@@ -130,7 +130,7 @@ impl Filter {
             Filter::AtLatest => visible.into_iter().filter(|s| s.closed_ms().is_none()).collect(),
             Filter::AtTrimHorizon => open_at(state, now.saturating_sub(state.retention_ms)),
             Filter::AtTimestamp(t) => open_at(state, t),
-            Filter::FromTimestamp(t) => visible.into_iter().filter(|s| s.closed_ms().map_or(true, |c| c > t)).collect(),
+            Filter::FromTimestamp(t) => visible.into_iter().filter(|s| s.closed_ms().is_none_or(|c| c > t)).collect(),
         }
     }
 }
@@ -217,7 +217,7 @@ pub(crate) fn list_shards(server: &Server, req: Request<'_>) -> Result<Output, A
         }
     };
     let state = read(&stream.state);
-    let shards: Vec<&Arc<Shard>> = filter.apply(&state, now).into_iter().filter(|s| after.map_or(true, |a| s.index > a)).collect();
+    let shards: Vec<&Arc<Shard>> = filter.apply(&state, now).into_iter().filter(|s| after.is_none_or(|a| s.index > a)).collect();
     let page = &shards[..shards.len().min(max_results)];
     let mut out = vec![("Shards", Output::List(page.iter().map(|s| shard_output(s)).collect()))];
     if let (true, Some(last)) = (shards.len() > max_results, page.last()) {

@@ -194,7 +194,7 @@ pub(crate) fn list_streams(server: &Server, req: Request<'_>) -> Result<Output, 
         }
         None => start,
     };
-    let streams: Vec<Arc<Stream>> = server.streams().into_iter().filter(|s| after.as_ref().map_or(true, |a| s.name.as_str() > a.as_str())).collect();
+    let streams: Vec<Arc<Stream>> = server.streams().into_iter().filter(|s| after.as_ref().is_none_or(|a| s.name.as_str() > a.as_str())).collect();
     let has_more = streams.len() > limit;
     let page = &streams[..streams.len().min(limit)];
     let mut out = vec![

@@ -177,7 +177,7 @@ impl ShardLog {
     pub(crate) fn append(&mut self, records: &[(&str, &[u8])], now_ms: u64) -> Result<(u64, u64), LocalKinesisError> {
         let arrival_ms = now_ms.max(self.last_arrival_ms);
         let first_index = self.next_index;
-        if self.segments.last().map_or(true, |s| s.len >= SEGMENT_BYTES) {
+        if self.segments.last().is_none_or(|s| s.len >= SEGMENT_BYTES) {
             self.start_segment()?;
         }
         let size: usize = records.iter().map(|(k, d)| FRAME_HEADER + BODY_HEADER + k.len() + d.len()).sum();

@@ -57,17 +57,27 @@ pub(crate) struct ShardMeta {
     pub closed_ms: Option<u64>,
 }
 
-/// Paths inside the data directory.
-#[derive(Debug, Clone)]
+/// Paths inside the data directory, which this value holds locked.
+#[derive(Debug)]
 pub(crate) struct DataDir {
     root: PathBuf,
+    /// `<data-dir>/lock`, held with an exclusive `flock` for the life of
+    /// the server: two servers on one directory would corrupt the logs.
+    _lock: std::fs::File,
 }
 
 impl DataDir {
-    /// Creates the directory if needed.
+    /// Creates the directory if needed and locks it.
+    ///
+    /// # Errors
+    /// [`LocalKinesisError::Locked`] when another server (in this or
+    /// another process) uses the directory.
     pub(crate) fn open(root: &Path) -> Result<DataDir, LocalKinesisError> {
         std::fs::create_dir_all(root.join("streams")).map_err(LocalKinesisError::io("create directory", root))?;
-        Ok(DataDir { root: root.to_owned() })
+        let path = root.join("lock");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(LocalKinesisError::io("open", &path))?;
+        lock_exclusive(&lock).map_err(|source| LocalKinesisError::Locked { path: root.to_owned(), source })?;
+        Ok(DataDir { root: root.to_owned(), _lock: lock })
     }
 
     pub(crate) fn stream_dir(&self, name: &str, created_ms: u64) -> PathBuf {
@@ -128,6 +138,24 @@ impl DataDir {
     }
 }
 
+#[cfg(unix)]
+fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor this function borrows for the call;
+    // the lock is released when the descriptor closes (the DataDir drops).
+    let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +190,8 @@ mod tests {
         data.remove_orphans(&metadata);
         assert!(!data.stream_dir("gone", 1).exists());
         assert!(data.stream_dir("s", 5).exists());
+        assert!(matches!(DataDir::open(dir.path()), Err(LocalKinesisError::Locked { .. })));
+        drop(data);
+        assert!(DataDir::open(dir.path()).is_ok());
     }
 }

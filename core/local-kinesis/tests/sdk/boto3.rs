@@ -38,7 +38,7 @@ fn find_aws_cli(python: &Path) -> Option<PathBuf> {
 #[tokio::test]
 async fn boto3_and_aws_cli_conformance() {
     let Some(python) = find_python() else {
-        let message = "python3 with boto3 not found (set SHARDLINE_TEST_PYTHON, or run scripts/test which installs target/pyenv)";
+        let message = "python3 with boto3 not found (set SHARDLINE_TEST_PYTHON, or run scripts/test, which installs boto3 and awscli into target/venv)";
         if std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1") {
             panic!("{message}");
         }

@@ -7,6 +7,7 @@
 
 mod boto3;
 mod errors;
+mod http;
 mod persistence;
 mod records;
 mod reshard;

@@ -89,8 +89,10 @@ pub struct SourceConfig {
     /// AWS region. Default: from the environment/profile, else `us-east-1`.
     #[serde(default)]
     pub region: Option<String>,
-    /// Endpoint override (emulators, VPC endpoints), an `http(s)://` URL.
-    /// Default: the regional endpoint.
+    /// Endpoint override (emulators, VPC endpoints), an `http(s)://` URL,
+    /// or `"embedded"`: an in-process Kinesis-compatible stream with its
+    /// data in `<leases.state_dir>/kinesis` (local-kinesis). Default: the
+    /// regional endpoint.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Named AWS profile. Default: the default credential chain.

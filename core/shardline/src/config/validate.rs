@@ -125,7 +125,8 @@ impl PipelineConfig {
         if source.stream.is_empty() || source.stream.len() > 128 {
             add("source.stream", "must be 1 to 128 characters".to_owned());
         }
-        if let Some(endpoint) = &source.endpoint {
+        // local-kinesis: `endpoint = "embedded"` runs the Kinesis API in-process
+        if let Some(endpoint) = source.endpoint.as_ref().filter(|e| e.as_str() != shardline_local_kinesis::EMBEDDED_ENDPOINT) {
             if let Some(m) = endpoint_problem(endpoint) {
                 add("source.endpoint", m);
             }

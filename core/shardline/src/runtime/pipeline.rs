@@ -150,7 +150,18 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         endpoint: config.source.endpoint.clone(),
         profile: config.source.profile.clone(),
     };
-    let kinesis_client = aws_sdk_kinesis::Client::new(&shardline_aws::load_sdk_config(&source_connection).await);
+    // local-kinesis: `endpoint = "embedded"` starts (or reuses) the in-process
+    // Kinesis server on `<leases.state_dir>/kinesis`, creates the stream when
+    // missing, and is reached with test credentials.
+    let kinesis_client = if config.source.endpoint.as_deref() == Some(shardline_local_kinesis::EMBEDDED_ENDPOINT) {
+        let data_dir = shardline_local_kinesis::embedded_data_dir(&config.leases.state_dir);
+        let endpoint = shardline_local_kinesis::embedded_endpoint(&data_dir, Some(&config.source.stream))
+            .await
+            .map_err(|e| build_error(format!("source.endpoint = \"embedded\": {e}")))?;
+        aws_sdk_kinesis::Client::new(&shardline_aws::emulator_sdk_config(&endpoint))
+    } else {
+        aws_sdk_kinesis::Client::new(&shardline_aws::load_sdk_config(&source_connection).await)
+    };
     let stream = config.source.stream.clone();
     // `connect` retries retriable failures itself (bounded), then reports
     // the endpoint and the cause.

@@ -1,0 +1,160 @@
+//! `dynamodb`: the Shardline sink plugin that writes JSON records as
+//! DynamoDB items.
+//!
+//! ```toml
+//! [sink]
+//! type = "dynamodb"
+//! table = "orders"                      # required; must exist
+//! region = "eu-west-1"                  # default: environment/profile, then us-east-1
+//! endpoint = "http://127.0.0.1:8000"    # default: the regional endpoint
+//! rename = { user = "pk" }              # record field = attribute name
+//! attributes = ["user", "total"]        # keep only these fields (default: all)
+//! binary_fields = ["thumbnail"]         # base64 strings stored as B
+//! add_metadata = true                   # kinesis_shard_id, kinesis_sequence_number, kinesis_sub_sequence_number
+//! unprocessed_retry_timeout = "30s"
+//! ```
+//!
+//! How a batch goes ([`batch`], [`writer`]):
+//! 1. Each record is mapped to an item ([`mapping`]); one that is not a
+//!    JSON object, holds a number DynamoDB cannot store, is over 400 KB
+//!    ([`size`]) or lacks a correctly typed key attribute ([`keys`]; the
+//!    key schema is read with `DescribeTable` at start) is **rejected**
+//!    (dead-lettered) with the reason, in DynamoDB's words.
+//! 2. Records with the same key collapse to the last one; the earlier
+//!    ones answer what it answers (delivered once it is written).
+//! 3. Items go out in `BatchWriteItem` requests of at most 25 items and
+//!    16 MB; `UnprocessedItems` and throttled/5xx requests are retried
+//!    with back-off until `unprocessed_retry_timeout`, then answered
+//!    retriable (the engine retries, then dead-letters). A request
+//!    DynamoDB refuses is retried item by item with `PutItem`, so only the
+//!    refused items are rejected and the rest lands.
+//!
+//! `healthcheck` is `DescribeTable`: a missing table or denied access is a
+//! permanent error naming the table. The SDK's own retries are turned off:
+//! the sink's loop above is the one retry policy.
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod mapping;
+pub mod number;
+pub mod size;
+pub mod writer;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use shardline_aws::AwsConnection;
+use shardline_plugin_sdk::{async_trait, ConfigProblem, InitContext, PluginInfo, Record, RecordStatus, SinkError, SinkPlugin};
+
+pub use config::Config;
+pub use error::DynamoError;
+pub use keys::KeySchema;
+pub use mapping::{item_to_json, Item, Mapping};
+
+use crate::writer::{RetrySettings, Writer};
+
+/// The `dynamodb` sink.
+#[derive(Debug)]
+pub struct DynamoDbSink {
+    pipeline: String,
+    mapping: Mapping,
+    writer: Writer,
+}
+
+/// A DynamoDB client for `config`: the shared AWS settings, no SDK retries
+/// (the sink retries), `request_timeout` per attempt.
+pub async fn client(config: &Config) -> Client {
+    let connection = AwsConnection { region: config.region.clone(), endpoint: config.endpoint.clone(), profile: config.profile.clone() };
+    let sdk = shardline_aws::load_sdk_config(&connection).await;
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(config.request_timeout.get()).build())
+        .build();
+    Client::from_conf(dynamodb)
+}
+
+/// Reads the key schema of `table`.
+///
+/// # Errors
+/// A classified [`DynamoError`]: a missing table or denied access is
+/// permanent, a table still being created or an unreachable service is
+/// retriable.
+pub async fn describe_table(client: &Client, table: &str) -> Result<KeySchema, DynamoError> {
+    let output = client.describe_table().table_name(table).send().await.map_err(|e| error::classify(e, table, "DescribeTable"))?;
+    let bad = |message: String| DynamoError::BadDescription { table: table.to_owned(), message };
+    let description = output.table.ok_or_else(|| bad("DescribeTable returned no table".to_owned()))?;
+    if let Some(status) = description.table_status() {
+        use aws_sdk_dynamodb::types::TableStatus;
+        if matches!(status, TableStatus::Creating) {
+            return Err(DynamoError::NotActive { table: table.to_owned(), status: status.as_str().to_owned() });
+        }
+    }
+    KeySchema::from_description(&description).map_err(bad)
+}
+
+#[async_trait]
+impl SinkPlugin for DynamoDbSink {
+    type Config = Config;
+
+    fn describe() -> PluginInfo {
+        config::describe()
+    }
+
+    fn validate(config: &Config) -> Result<(), Vec<ConfigProblem>> {
+        config.validate()
+    }
+
+    async fn init(config: Config, ctx: InitContext) -> Result<Self, SinkError> {
+        let client = client(&config).await;
+        let keys = describe_table(&client, &config.table).await?;
+        tracing::info!(table = %config.table, pipeline = %ctx.pipeline, key = ?keys, "dynamodb sink ready");
+        let retry = RetrySettings {
+            timeout: config.unprocessed_retry_timeout.get(),
+            initial_backoff: config.unprocessed_retry_initial_backoff.get(),
+            max_backoff: config.unprocessed_retry_max_backoff.get(),
+        };
+        let writer = Writer { client, table: config.table.clone(), keys, retry, concurrency: config.concurrency };
+        Ok(DynamoDbSink { pipeline: ctx.pipeline, mapping: config.mapping(), writer })
+    }
+
+    async fn healthcheck(&self) -> Result<(), SinkError> {
+        let keys = describe_table(&self.writer.client, &self.writer.table).await?;
+        if keys != self.writer.keys {
+            return Err(SinkError::permanent(format!(
+                "the key schema of DynamoDB table `{}` changed since start: {:?}, now {keys:?}",
+                self.writer.table, self.writer.keys
+            )));
+        }
+        Ok(())
+    }
+
+    async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        let prepared = batch::prepare(batch, &self.mapping, &self.writer.keys);
+        let mut statuses = prepared.statuses;
+        let rejected = statuses.iter().filter(|s| s.is_some()).count();
+        let answers = self.writer.write(prepared.chunks).await?;
+        for (record, status) in answers {
+            if let Some(slot) = statuses.get_mut(record) {
+                *slot = Some(status);
+            }
+        }
+        batch::answer_superseded(&mut statuses, &prepared.superseded, batch);
+        tracing::debug!(
+            pipeline = %self.pipeline,
+            table = %self.writer.table,
+            records = batch.len(),
+            rejected_before_sending = rejected,
+            superseded = prepared.superseded.len(),
+            "batch written"
+        );
+        Ok(statuses
+            .into_iter()
+            .map(|s| s.unwrap_or_else(|| RecordStatus::Retriable { reason: "no answer for this record (a bug in the dynamodb sink)".to_owned(), backoff: None }))
+            .collect())
+    }
+}
+
+shardline_plugin_sdk::export_sink_plugin!(DynamoDbSink);

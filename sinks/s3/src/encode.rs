@@ -1,0 +1,293 @@
+//! Turning records into an object body: each record becomes a row
+//! ([`Encoder::row`]: NDJSON line, CSV line or raw bytes, or the reason it
+//! cannot be written), and rows are joined and compressed
+//! ([`Encoder::body`]: none, gzip or zstd).
+//!
+//! Output is deterministic (gzip headers carry no time stamp), so a batch
+//! sent again produces the same bytes.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+use shardline_plugin_sdk::{Payload, Record};
+
+use crate::template::lookup;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One compact JSON document a line; records must be JSON.
+    #[default]
+    Ndjson,
+    /// CSV lines of chosen fields of JSON objects.
+    Csv,
+    /// The payload bytes, each followed by a delimiter.
+    Raw,
+}
+
+impl Encoding {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Encoding::Ndjson => ".ndjson",
+            Encoding::Csv => ".csv",
+            Encoding::Raw => ".raw",
+        }
+    }
+
+    /// The object's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Ndjson => "application/x-ndjson",
+            Encoding::Csv => "text/csv; charset=utf-8",
+            Encoding::Raw => "application/octet-stream",
+        }
+    }
+}
+
+/// How bodies are compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Stored as is.
+    None,
+    /// gzip (RFC 1952), through flate2's pure-Rust backend.
+    #[default]
+    Gzip,
+    /// Zstandard, through libzstd.
+    Zstd,
+}
+
+impl Compression {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+        }
+    }
+
+    /// The `Content-Encoding`, if any.
+    pub fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
+
+    /// The level used when none is configured.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 6,
+            Compression::Zstd => 3,
+        }
+    }
+
+    /// Checks a configured level.
+    ///
+    /// # Errors
+    /// The accepted range.
+    pub fn check_level(self, level: i32) -> Result<(), String> {
+        let (range, name) = match self {
+            Compression::None => return Err("has no meaning with compression = \"none\"".to_owned()),
+            Compression::Gzip => (0..=9, "gzip"),
+            Compression::Zstd => (1..=19, "zstd"),
+        };
+        if range.contains(&level) {
+            Ok(())
+        } else {
+            Err(format!("{name} levels are {} to {}, not {level}", range.start(), range.end()))
+        }
+    }
+}
+
+/// Compressing a body failed (only an internal error of the compressor).
+#[derive(Debug, thiserror::Error)]
+#[error("{compression:?} compression failed: {source}")]
+pub struct EncodeError {
+    /// The algorithm.
+    pub compression: Compression,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A record ready to be written: its row and, when the key template needs
+/// it, its JSON value.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The encoded record, without the delimiter that follows it.
+    pub bytes: Bytes,
+    /// The parsed payload (only when asked for).
+    pub value: Option<Value>,
+}
+
+/// Encodes records and bodies for one sink.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    encoding: Encoding,
+    csv_fields: Vec<Vec<String>>,
+    csv_header: Option<Bytes>,
+    delimiter: Bytes,
+    compression: Compression,
+    level: i32,
+}
+
+impl Encoder {
+    /// An encoder. `csv_fields` are dotted paths; `level` `None` uses the
+    /// compression's default.
+    pub fn new(encoding: Encoding, csv_fields: &[String], csv_header: bool, raw_delimiter: &str, compression: Compression, level: Option<i32>) -> Encoder {
+        let csv_header = (encoding == Encoding::Csv && csv_header).then(|| {
+            let mut line = Vec::new();
+            for (i, name) in csv_fields.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                csv_cell(&mut line, name);
+            }
+            line.push(b'\n');
+            Bytes::from(line)
+        });
+        let delimiter = match encoding {
+            Encoding::Raw => Bytes::copy_from_slice(raw_delimiter.as_bytes()),
+            Encoding::Ndjson | Encoding::Csv => Bytes::from_static(b"\n"),
+        };
+        Encoder {
+            encoding,
+            csv_fields: csv_fields.iter().map(|f| f.split('.').map(str::to_owned).collect()).collect(),
+            csv_header,
+            delimiter,
+            compression,
+            level: level.unwrap_or_else(|| compression.default_level()),
+        }
+    }
+
+    /// The row of one record; with `want_value` also its JSON value.
+    ///
+    /// # Errors
+    /// Why the record cannot be written (a dead-letter reason): not JSON
+    /// when the encoding or the key template needs JSON, not an object for
+    /// CSV.
+    pub fn row(&self, record: &Record, want_value: bool) -> Result<Row, String> {
+        let needs_json = want_value || self.encoding != Encoding::Raw;
+        if !needs_json {
+            return Ok(Row { bytes: record.payload.to_bytes(), value: None });
+        }
+        let why = match self.encoding {
+            Encoding::Ndjson => "encoding = \"ndjson\" needs JSON",
+            Encoding::Csv => "encoding = \"csv\" needs JSON objects",
+            Encoding::Raw => "the key template's {field.*} placeholders need JSON",
+        };
+        let (parsed, raw) = match &record.payload {
+            Payload::Json(value) => (Some(value.clone()), None),
+            Payload::Bytes(bytes) => {
+                // NDJSON rows are the payload itself unless it spans lines:
+                // validating without building a value is much cheaper.
+                let plain_line = !bytes.iter().any(|b| *b == b'\n' || *b == b'\r');
+                if self.encoding == Encoding::Ndjson && !want_value && plain_line {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| format!("record is not valid JSON ({why}): {e}"))?;
+                    return Ok(Row { bytes: bytes.clone(), value: None });
+                }
+                let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("record is not valid JSON ({why}): {e}"))?;
+                (Some(value), plain_line.then(|| bytes.clone()))
+            }
+        };
+        let value = parsed.unwrap_or(Value::Null);
+        let bytes = match self.encoding {
+            Encoding::Ndjson => match raw {
+                Some(bytes) => bytes,
+                None => Bytes::from(serde_json::to_vec(&value).map_err(|e| format!("record cannot be written as JSON: {e}"))?),
+            },
+            Encoding::Csv => {
+                if !value.is_object() {
+                    return Err(format!("record is not a JSON object ({why})"));
+                }
+                Bytes::from(self.csv_row(&value))
+            }
+            Encoding::Raw => record.payload.to_bytes(),
+        };
+        Ok(Row { bytes, value: want_value.then_some(value) })
+    }
+
+    fn csv_row(&self, object: &Value) -> Vec<u8> {
+        let mut line = Vec::with_capacity(64);
+        for (i, path) in self.csv_fields.iter().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            match lookup(object, path) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => csv_cell(&mut line, s),
+                Some(other) => csv_cell(&mut line, &other.to_string()),
+            }
+        }
+        line
+    }
+
+    /// The compressed body of `rows`: the CSV header (if any), then every
+    /// row followed by the delimiter.
+    ///
+    /// # Errors
+    /// When the compressor fails.
+    pub fn body<'r>(&self, rows: impl IntoIterator<Item = &'r Bytes>, size_hint: usize) -> Result<Bytes, EncodeError> {
+        let fail = |source| EncodeError { compression: self.compression, source };
+        let out = Vec::with_capacity(match self.compression {
+            Compression::None => size_hint + size_hint / 16,
+            _ => size_hint / 4 + 64,
+        });
+        let body = match self.compression {
+            Compression::None => self.write_rows(out, rows).map_err(fail)?,
+            Compression::Gzip => {
+                let level = flate2::Compression::new(u32::try_from(self.level).unwrap_or(6));
+                let encoder = flate2::write::GzEncoder::new(out, level);
+                self.write_rows(encoder, rows).map_err(fail)?.finish().map_err(fail)?
+            }
+            Compression::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, self.level).map_err(fail)?;
+                // The decompressed size in the frame header lets readers allocate once;
+                // it is unknown when streaming, so leave it out.
+                encoder.include_checksum(true).map_err(fail)?;
+                self.write_rows(encoder, rows).map_err(fail)?.finish().map_err(fail)?
+            }
+        };
+        Ok(Bytes::from(body))
+    }
+
+    fn write_rows<'r, W: Write>(&self, mut out: W, rows: impl IntoIterator<Item = &'r Bytes>) -> std::io::Result<W> {
+        if let Some(header) = &self.csv_header {
+            out.write_all(header)?;
+        }
+        for row in rows {
+            out.write_all(row)?;
+            out.write_all(&self.delimiter)?;
+        }
+        Ok(out)
+    }
+}
+
+/// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a
+/// line break, quotes doubled.
+fn csv_cell(line: &mut Vec<u8>, text: &str) {
+    if text.contains([',', '"', '\n', '\r']) {
+        line.push(b'"');
+        for b in text.bytes() {
+            if b == b'"' {
+                line.push(b'"');
+            }
+            line.push(b);
+        }
+        line.push(b'"');
+    } else {
+        line.extend_from_slice(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+#[path = "encode_tests.rs"]
+mod tests;
