@@ -30,6 +30,7 @@
 
 mod binary;
 mod checks;
+pub mod dynamodb_sink;
 mod emulators;
 mod kinesis;
 mod kpl;
@@ -37,6 +38,7 @@ mod leases;
 pub mod opensearch;
 mod output;
 mod pipeline;
+pub mod redshift;
 mod reshard;
 pub mod s3;
 mod sequence;

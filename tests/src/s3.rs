@@ -237,3 +237,51 @@ pub fn pipeline_with_sink(spec: &crate::PipelineSpec, sink: &str) -> String {
     assert!(toml.contains(&file_sink), "the harness's sink section changed:\n{toml}");
     toml.replace(&file_sink, &format!("[sink]\n{sink}\n"))
 }
+
+/// Polls the objects under `prefix` until `done` says they are complete,
+/// while every worker keeps running; returns them.
+///
+/// # Panics
+/// On timeout or when a worker exits (with what was found).
+pub async fn wait_for_objects(
+    s3: &S3,
+    bucket: &str,
+    prefix: &str,
+    workers: &[&crate::Worker],
+    timeout: std::time::Duration,
+    done: impl Fn(&[StoredObject]) -> bool,
+) -> Vec<StoredObject> {
+    let found = std::sync::Mutex::new(Vec::new());
+    let result = crate::wait_until(timeout, "the expected S3 objects", || async {
+        for worker in workers {
+            worker.ensure_running()?;
+        }
+        let objects = s3.objects(bucket, prefix).await?;
+        let complete = done(&objects);
+        *found.lock().unwrap_or_else(|e| e.into_inner()) = objects;
+        Ok(complete)
+    })
+    .await;
+    let objects = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = result {
+        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        panic!("{e:#}\nobjects in s3://{bucket}/{prefix}: {keys:?}");
+    }
+    objects
+}
+
+/// The `id` of every NDJSON line of `objects`, in object and line order.
+///
+/// # Panics
+/// On a line that is not JSON.
+pub fn ndjson_ids(objects: &[StoredObject]) -> Vec<String> {
+    objects
+        .iter()
+        .flat_map(|o| o.lines().into_iter().map(move |l| (o.key.clone(), l)))
+        .map(|(key, line)| {
+            let value: serde_json::Value =
+                serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{key}: not JSON ({e}): {}", String::from_utf8_lossy(&line)));
+            value.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned()
+        })
+        .collect()
+}

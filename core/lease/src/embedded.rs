@@ -225,6 +225,7 @@ impl LeaseStore for EmbeddedLeaseStore {
         &self,
         expected: &Lease,
         checkpoint: &Checkpoint,
+        transform_state: Option<&str>,
     ) -> Result<Lease, LeaseError> {
         self.mutate(&expected.lease_key, |current| {
             self.check_counter(current, expected)?;
@@ -232,6 +233,9 @@ impl LeaseStore for EmbeddedLeaseStore {
             let mut next = current.clone();
             next.lease_counter += 1;
             next.checkpoint = checkpoint.clone();
+            if let Some(state) = transform_state {
+                next.transform_state = Some(state.to_owned());
+            }
             next.owner_switches_since_checkpoint = 0;
             Ok(next)
         })
@@ -317,6 +321,12 @@ struct StoredLease {
         skip_serializing_if = "Option::is_none"
     )]
     ending_hash_key: Option<String>,
+    #[serde(
+        rename = "shardlineTransformState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    transform_state: Option<String>,
 }
 
 fn encode_file(table: &str, leases: &BTreeMap<String, Lease>) -> Vec<u8> {
@@ -336,6 +346,7 @@ fn encode_file(table: &str, leases: &BTreeMap<String, Lease>) -> Vec<u8> {
                 child_shard_ids: l.child_shard_ids.clone(),
                 starting_hash_key: l.starting_hash_key.clone(),
                 ending_hash_key: l.ending_hash_key.clone(),
+                transform_state: l.transform_state.clone(),
             })
             .collect(),
     };
@@ -366,6 +377,7 @@ fn decode_file(table: &str, bytes: &[u8]) -> Result<BTreeMap<String, Lease>, Lea
             child_shard_ids: s.child_shard_ids,
             starting_hash_key: s.starting_hash_key,
             ending_hash_key: s.ending_hash_key,
+            transform_state: s.transform_state,
         };
         leases.insert(s.lease_key, lease);
     }

@@ -25,6 +25,11 @@ pub struct Lease {
     pub starting_hash_key: Option<String>,
     /// Highest hash key of the shard (`endingHashKey`).
     pub ending_hash_key: Option<String>,
+    /// State of stateful transforms (e.g. `window_count`) that goes with
+    /// the checkpoint (`shardlineTransformState`, a Shardline attribute the
+    /// Java KCL ignores). Written in the same conditional update as the
+    /// checkpoint, so the two never disagree.
+    pub transform_state: Option<String>,
 }
 
 impl Lease {
@@ -40,6 +45,7 @@ impl Lease {
             child_shard_ids: Vec::new(),
             starting_hash_key: None,
             ending_hash_key: None,
+            transform_state: None,
         }
     }
 

@@ -94,8 +94,10 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// [`LeaseError::Lost`] when the condition fails; backend errors.
     async fn evict(&self, expected: &Lease) -> Result<Lease, LeaseError>;
 
-    /// Stores `checkpoint`, resets `ownerSwitchesSinceCheckpoint` to 0 and
-    /// increments the counter. Condition: counter and owner equal `expected`'s.
+    /// Stores `checkpoint` (and `transform_state` when `Some`; `None` leaves
+    /// the stored state as it is), resets `ownerSwitchesSinceCheckpoint` to 0
+    /// and increments the counter, in one conditional write. Condition:
+    /// counter and owner equal `expected`'s.
     ///
     /// # Errors
     /// [`LeaseError::Lost`] when the condition fails; backend errors.
@@ -103,6 +105,7 @@ pub trait LeaseStore: Send + Sync + 'static {
         &self,
         expected: &Lease,
         checkpoint: &Checkpoint,
+        transform_state: Option<&str>,
     ) -> Result<Lease, LeaseError>;
 
     /// Stores the child shard ids and increments the counter. Condition:

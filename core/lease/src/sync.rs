@@ -245,7 +245,7 @@ mod tests {
         assert!(parents_finished(&store, &p0).await.unwrap(), "no parents");
         assert!(!parents_finished(&store, &d3).await.unwrap());
         let c2 = store.take(&c2, "w").await.unwrap();
-        store.checkpoint(&c2, &Checkpoint::ShardEnd).await.unwrap();
+        store.checkpoint(&c2, &Checkpoint::ShardEnd, None).await.unwrap();
         assert!(parents_finished(&store, &d3).await.unwrap());
         store.delete_lease("p0").await.unwrap();
         let c1 = store.get_lease("c1").await.unwrap().unwrap();

@@ -110,7 +110,7 @@ async fn writes_and_reads_kcl_attributes() {
         .unwrap();
     let child = store.take(&child, "worker-1").await.unwrap();
     let child = store
-        .checkpoint(&child, &common::at("4959", 3))
+        .checkpoint(&child, &common::at("4959", 3), None)
         .await
         .unwrap();
 
@@ -197,7 +197,7 @@ async fn reads_a_lease_written_by_the_java_kcl() {
         (42, 1)
     );
     store
-        .checkpoint(&stolen, &common::at("200", 0))
+        .checkpoint(&stolen, &common::at("200", 0), None)
         .await
         .unwrap();
     let item = raw_item(&client, &table, "shardId-000000000007").await;

@@ -11,11 +11,21 @@ use crate::library::LoadedPlugin;
 pub const SYSTEM_PLUGIN_DIR: &str = "/usr/lib/shardline/plugins";
 
 /// The directories searched after the configured ones: `plugins/` next to
-/// the running binary, then [`SYSTEM_PLUGIN_DIR`].
+/// the running binary, `../lib/shardline/plugins` relative to it (an
+/// installed tree), then [`SYSTEM_PLUGIN_DIR`].
 pub fn default_plugin_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("plugins"))) {
-        dirs.push(dir);
+    if let Some(bin_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from)) {
+        dirs.push(bin_dir.join("plugins"));
+        // An installed tree (`<prefix>/bin/shardline` with
+        // `<prefix>/lib/shardline/plugins`), wherever the prefix is: the
+        // container image's `/usr`, a tarball unpacked anywhere.
+        if let Some(prefix) = bin_dir.parent() {
+            let relative = prefix.join("lib/shardline/plugins");
+            if relative != Path::new(SYSTEM_PLUGIN_DIR) {
+                dirs.push(relative);
+            }
+        }
     }
     dirs.push(PathBuf::from(SYSTEM_PLUGIN_DIR));
     dirs

@@ -75,3 +75,51 @@ fn route(req: &Request<hyper::body::Incoming>, telemetry: &Telemetry) -> Respons
     }
     response
 }
+
+/// `shardline healthcheck`: asks `path` of the endpoint at `address` and
+/// exits 0 on HTTP 200. Plain blocking I/O with a 3 s budget: it runs as a
+/// container health check, with no runtime to start.
+pub fn healthcheck(address: &str, path: &str) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+
+    let ask = |target: SocketAddr| -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(3)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.take(4096).read_to_string(&mut response)?;
+        Ok(response)
+    };
+    let targets: Vec<SocketAddr> = match address.to_socket_addrs() {
+        Ok(list) => list
+            .map(|mut a| {
+                if a.ip().is_unspecified() {
+                    a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                a
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("unhealthy: cannot resolve {address}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    for target in targets {
+        match ask(target) {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => {
+                println!("healthy: {path} at {target}");
+                return std::process::ExitCode::SUCCESS;
+            }
+            Ok(response) => {
+                let status = response.lines().next().unwrap_or("no answer");
+                eprintln!("unhealthy: {path} at {target} answered {status}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Err(e) => eprintln!("unhealthy: {path} at {target}: {e}"),
+        }
+    }
+    std::process::ExitCode::FAILURE
+}

@@ -51,6 +51,17 @@ enum Command {
     /// Write records to a stream: lines from stdin or files, followed files
     /// (--follow), or generated demo data (--generate referrers).
     Put(shardline::put::PutArgs),
+    /// Ask a running shardline's /health endpoint (for container health
+    /// checks: the image has no curl). Exit status 0 when healthy.
+    Healthcheck {
+        /// The metrics address of the process to ask (0.0.0.0 is asked on
+        /// 127.0.0.1).
+        #[arg(long, env = "SHARDLINE_METRICS_ADDRESS", default_value = "127.0.0.1:9464")]
+        address: String,
+        /// Path to ask: /health (liveness) or /ready (readiness).
+        #[arg(long, default_value = "/health")]
+        path: String,
+    },
     /// Check pipeline files without touching the network; reports
     /// file:line:column of every problem. Exit status 0 when all are valid.
     Validate {
@@ -99,6 +110,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
+        Command::Healthcheck { address, path } => shardline::http::healthcheck(&address, &path),
         Command::Validate { files, plugins } => {
             shardline::sink::load_plugins(&plugins.plugin_dirs);
             validate(&files)
@@ -172,10 +184,39 @@ async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_ad
     }
 }
 
+/// Pipeline files named on the command line; a directory stands for the
+/// `*.toml` files in it (sorted), as in the container's
+/// `/etc/shardline/pipelines`.
+fn expand(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for path in files {
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                found.sort();
+                if found.is_empty() {
+                    eprintln!("warning: {} holds no *.toml pipeline file", path.display());
+                }
+                out.extend(found);
+            }
+            Err(_) => out.push(path.clone()),
+        }
+    }
+    out
+}
+
 fn load_all(files: &[PathBuf]) -> Result<Vec<config::PipelineConfig>, ExitCode> {
+    let files = expand(files);
+    if files.is_empty() {
+        eprintln!("error: no pipeline file given");
+        return Err(ExitCode::FAILURE);
+    }
     let mut configs = Vec::new();
     let mut failed = false;
-    for file in files {
+    for file in &files {
         match config::load_file(file) {
             Ok(c) => configs.push(c),
             Err(e) => {
@@ -198,7 +239,8 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<config::PipelineConfig>, ExitCode> 
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {
-    match load_all(files) {
+    let files = expand(files);
+    match load_all(&files) {
         Ok(configs) => {
             for (file, config) in files.iter().zip(&configs) {
                 println!("{}: ok (pipeline {:?}, sink {:?})", file.display(), config.name, config.sink_type().unwrap_or("?"));

@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(split(&[10; 5], 2, 1000), [0..2, 2..4, 4..5]);
         assert_eq!(split(&[10; 5], 100, 25), [0..2, 2..4, 4..5]);
         assert_eq!(split(&[10, 100, 10], 100, 50), [0..1, 1..2, 2..3], "an oversized action goes alone");
-        assert_eq!(split(&[10, 10, 10], 100, 30), [0..3], "exactly the limit fits");
+        assert_eq!(split(&[10, 10, 10], 100, 30), vec![0..3], "exactly the limit fits");
         assert_eq!(split(&[], 10, 10), Vec::<Range<usize>>::new());
     }
 

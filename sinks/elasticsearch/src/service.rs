@@ -40,7 +40,10 @@ impl AwsSigner {
     async fn credentials(&self) -> Result<Credentials, String> {
         let mut cached = self.cached.lock().await;
         if let Some(credentials) = cached.as_ref() {
-            let fresh = credentials.expiry().is_none_or(|expiry| expiry > SystemTime::now() + Duration::from_secs(300));
+            let fresh = match credentials.expiry() {
+                None => true,
+                Some(expiry) => expiry > SystemTime::now() + Duration::from_secs(300),
+            };
             if fresh {
                 return Ok(credentials.clone());
             }

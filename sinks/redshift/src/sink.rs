@@ -177,11 +177,16 @@ impl Loader {
         };
         match loaded {
             Ok(ranges) => {
+                let mut skipped = 0;
                 for (i, record) in batch.iter().enumerate() {
                     let p = staging::sortable_position(record);
                     if statuses[i].is_none() && ranges.iter().any(|(f, l)| *f <= p && p <= *l) {
                         statuses[i] = Some(RecordStatus::Delivered);
+                        skipped += 1;
                     }
+                }
+                if skipped > 0 {
+                    tracing::info!(shard_id = %first.meta.shard_id, records = skipped, "records already loaded, skipped");
                 }
             }
             Err(e) if !e.is_retriable() => return Err(SinkError::permanent(e.to_string())),

@@ -76,7 +76,7 @@ fn describe_keys(info: PluginInfo) -> PluginInfo {
         .key(key("force_path_style", "path-style URLs (endpoint/bucket/key); default false"))
         .key(key("checksum_calculation", "\"when_supported\" (default) or \"when_required\" (S3-compatible stores without checksum trailers)"))
         .key(key("encoding", "\"ndjson\" (default; records must be JSON), \"csv\" (JSON objects) or \"raw\" (bytes)"))
-        .key(key("csv_fields", "CSV columns, dotted JSON paths; required with encoding = \"csv\""))
+        .key(key("csv_fields", "CSV columns, dotted JSON paths; required with encoding = \"csv\" (default none)"))
         .key(key("csv_header", "first line of each CSV object names the columns; default true"))
         .key(key("raw_delimiter", "written after each record with encoding = \"raw\"; default \"\\n\""))
         .key(key("compression", "\"none\", \"gzip\" (default) or \"zstd\"; sets Content-Encoding and the extension"))

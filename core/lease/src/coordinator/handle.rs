@@ -99,6 +99,19 @@ impl LeaseHandle {
     /// If cancelled, the checkpoint may or may not have been written; the
     /// next write finds out (it may then fail with `Lost`).
     pub async fn checkpoint(&self, checkpoint: Checkpoint) -> Result<(), LeaseError> {
+        self.checkpoint_with_state(checkpoint, None).await
+    }
+
+    /// [`Self::checkpoint`] that also stores the state of stateful
+    /// transforms in the same conditional write (`None` keeps the stored
+    /// state).
+    ///
+    /// # Errors
+    /// As [`Self::checkpoint`].
+    ///
+    /// # Cancel safety
+    /// As [`Self::checkpoint`].
+    pub async fn checkpoint_with_state(&self, checkpoint: Checkpoint, transform_state: Option<String>) -> Result<(), LeaseError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.usable()?;
         let sent = Instant::now();
@@ -106,11 +119,14 @@ impl LeaseHandle {
             .inner
             .shared
             .store
-            .checkpoint(&current, &checkpoint)
+            .checkpoint(&current, &checkpoint, transform_state.as_deref())
             .await;
         if result.as_ref().is_err_and(LeaseError::is_lost) {
             result = self
-                .reconcile(&current, result, |stored| stored.checkpoint == checkpoint)
+                .reconcile(&current, result, |stored| {
+                    stored.checkpoint == checkpoint
+                        && (transform_state.is_none() || stored.transform_state == transform_state)
+                })
                 .await;
         }
         let written = self.after_write(result, sent, "checkpoint lost its condition")?;
@@ -145,11 +161,20 @@ impl LeaseHandle {
     /// the checkpoint (then the lease is not evicted and expires instead)
     /// or of the eviction.
     pub async fn release(&self, final_checkpoint: Option<Checkpoint>) -> Result<(), LeaseError> {
+        self.release_with_state(final_checkpoint, None).await
+    }
+
+    /// [`Self::release`] whose final checkpoint also stores the state of
+    /// stateful transforms (`None` keeps the stored state).
+    ///
+    /// # Errors
+    /// As [`Self::release`].
+    pub async fn release_with_state(&self, final_checkpoint: Option<Checkpoint>, transform_state: Option<String>) -> Result<(), LeaseError> {
         let _guard = self.inner.write_lock.lock().await;
         let mut current = self.usable()?;
         let store = &self.inner.shared.store;
         if let Some(checkpoint) = final_checkpoint {
-            match store.checkpoint(&current, &checkpoint).await {
+            match store.checkpoint(&current, &checkpoint, transform_state.as_deref()).await {
                 Ok(written) => current = written,
                 Err(e) => {
                     self.mark_lost("final checkpoint failed", e.is_lost());

@@ -308,8 +308,9 @@ impl LeaseStore for Unreachable {
         &self,
         expected: &Lease,
         checkpoint: &Checkpoint,
+        transform_state: Option<&str>,
     ) -> Result<Lease, LeaseError> {
-        let written = self.inner.checkpoint(expected, checkpoint).await?;
+        let written = self.inner.checkpoint(expected, checkpoint, transform_state).await?;
         if self.lose_answers.load(Ordering::SeqCst) {
             return Err(LeaseError::Lost {
                 table: "t".into(),

@@ -30,6 +30,9 @@ const CHILD_SHARD_IDS_LEGACY: &str = "childShardId";
 pub(crate) const STARTING_HASH_KEY: &str = "startingHashKey";
 /// `endingHashKey` (S).
 pub(crate) const ENDING_HASH_KEY: &str = "endingHashKey";
+/// Shardline's own attribute: state of stateful transforms that goes with
+/// the checkpoint. The Java KCL ignores attributes it does not know.
+pub(crate) const TRANSFORM_STATE: &str = "shardlineTransformState";
 /// `pendingCheckpoint` (S): KCL two-phase checkpoints; cleared by a checkpoint.
 pub(crate) const PENDING_CHECKPOINT: &str = "pendingCheckpoint";
 /// `pendingCheckpointSubSequenceNumber` (N).
@@ -84,6 +87,9 @@ pub(crate) fn to_item(lease: &Lease) -> HashMap<String, AttributeValue> {
     if let Some(key) = &lease.ending_hash_key {
         item.insert(ENDING_HASH_KEY.to_owned(), s(key));
     }
+    if let Some(state) = &lease.transform_state {
+        item.insert(TRANSFORM_STATE.to_owned(), s(state));
+    }
     item
 }
 
@@ -131,6 +137,7 @@ pub(crate) fn from_item(
         child_shard_ids,
         starting_hash_key: reader.string(STARTING_HASH_KEY)?,
         ending_hash_key: reader.string(ENDING_HASH_KEY)?,
+        transform_state: reader.string(TRANSFORM_STATE)?,
         lease_key,
     })
 }

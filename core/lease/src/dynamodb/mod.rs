@@ -350,6 +350,7 @@ impl LeaseStore for DynamoDbLeaseStore {
         &self,
         expected: &Lease,
         checkpoint: &Checkpoint,
+        transform_state: Option<&str>,
     ) -> Result<Lease, LeaseError> {
         let update = Update::new("checkpoint", &expected.lease_key)
             .counter_is(expected)
@@ -362,11 +363,20 @@ impl LeaseStore for DynamoDbLeaseStore {
             .value(":new_counter", n(expected.lease_counter + 1))
             .value(":checkpoint", AttributeValue::S(checkpoint.sequence_string()))
             .value(":sub", n(checkpoint.sub_sequence()))
-            .value(":zero", n(0))
-            .expression(
+            .value(":zero", n(0));
+        let update = match transform_state {
+            Some(state) => update
+                .name("#state", item::TRANSFORM_STATE)
+                .value(":state", AttributeValue::S(state.to_owned()))
+                .expression(
+                    "SET #counter = :new_counter, #checkpoint = :checkpoint, #sub = :sub, #switches = :zero, #state = :state \
+                     REMOVE #pending, #pending_sub",
+                ),
+            None => update.expression(
                 "SET #counter = :new_counter, #checkpoint = :checkpoint, #sub = :sub, #switches = :zero \
                  REMOVE #pending, #pending_sub",
-            );
+            ),
+        };
         self.update(update).await
     }
 

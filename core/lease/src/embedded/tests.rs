@@ -32,7 +32,7 @@ async fn conditional_writes_follow_counter_and_owner() {
     assert!(err.is_lost(), "{err}");
     assert!(store.renew(&fresh).await.unwrap_err().is_lost());
     assert!(store
-        .checkpoint(&fresh, &at("5", 0))
+        .checkpoint(&fresh, &at("5", 0), None)
         .await
         .unwrap_err()
         .is_lost());
@@ -47,7 +47,7 @@ async fn conditional_writes_follow_counter_and_owner() {
     wrong_owner.lease_owner = Some("w9".into());
     assert!(store.renew(&wrong_owner).await.unwrap_err().is_lost());
     assert!(store
-        .checkpoint(&wrong_owner, &at("5", 0))
+        .checkpoint(&wrong_owner, &at("5", 0), None)
         .await
         .unwrap_err()
         .is_lost());
@@ -67,12 +67,11 @@ async fn conditional_writes_follow_counter_and_owner() {
         "taking from oneself is no switch"
     );
     let checkpointed = store
-        .checkpoint(
-            &w2,
-            &at(
+        .checkpoint(&w2, &at(
                 "49590338271490256608559692538361571095921575989136588898",
                 2,
             ),
+            None,
         )
         .await
         .unwrap();
@@ -135,7 +134,7 @@ async fn reloads_from_file_after_restart() {
             .await
             .unwrap());
         let taken = store.take(&lease, "w1").await.unwrap();
-        store.checkpoint(&taken, &at("123", 4)).await.unwrap()
+        store.checkpoint(&taken, &at("123", 4), None).await.unwrap()
     };
     // A temp file left by a crash mid-write is ignored and removed.
     let stale = dir.path().join(".orders.leases.json.tmp-1-2");

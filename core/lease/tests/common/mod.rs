@@ -79,18 +79,27 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
     let renewed = store.renew(&taken).await.unwrap();
     assert_eq!(renewed.lease_counter, 2);
     let seq = "49590338271490256608559692538361571095921575989136588898";
-    let checkpointed = store.checkpoint(&renewed, &at(seq, 7)).await.unwrap();
+    let checkpointed = store.checkpoint(&renewed, &at(seq, 7), None).await.unwrap();
     assert_eq!(
         (checkpointed.lease_counter, checkpointed.checkpoint.clone()),
         (3, at(seq, 7))
     );
     assert_eq!(store.get_lease("c1").await.unwrap().unwrap(), checkpointed);
 
+    // Transform state goes in the same write as the checkpoint; `None`
+    // keeps what is stored.
+    let with_state = store.checkpoint(&checkpointed, &at(seq, 7), Some("{\"emitted_until\":60}")).await.unwrap();
+    assert_eq!(with_state.transform_state.as_deref(), Some("{\"emitted_until\":60}"));
+    let kept = store.checkpoint(&with_state, &at(seq, 7), None).await.unwrap();
+    assert_eq!(kept.transform_state.as_deref(), Some("{\"emitted_until\":60}"));
+    assert_eq!(store.get_lease("c1").await.unwrap().unwrap(), kept);
+    let checkpointed = kept;
+
     // Every stale write is Lost.
     for result in [
         store.renew(&taken).await,
         store.take(&taken, "w2").await,
-        store.checkpoint(&taken, &Checkpoint::ShardEnd).await,
+        store.checkpoint(&taken, &Checkpoint::ShardEnd, None).await,
         store.update_child_shard_ids(&taken, &["x".into()]).await,
     ] {
         let err = result.unwrap_err();
@@ -101,7 +110,7 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
     other_owner.lease_owner = Some("w9".into());
     assert!(store.renew(&other_owner).await.unwrap_err().is_lost());
     assert!(store
-        .checkpoint(&other_owner, &Checkpoint::ShardEnd)
+        .checkpoint(&other_owner, &Checkpoint::ShardEnd, None)
         .await
         .unwrap_err()
         .is_lost());
@@ -129,7 +138,7 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
         (Some("w2"), 1)
     );
     assert_eq!(stolen.checkpoint, at(seq, 7));
-    let stolen = store.checkpoint(&stolen, &at(seq, 8)).await.unwrap();
+    let stolen = store.checkpoint(&stolen, &at(seq, 8), None).await.unwrap();
     assert_eq!(stolen.owner_switches_since_checkpoint, 0);
 
     // Evict is conditional on the owner only.
@@ -147,7 +156,7 @@ pub async fn lease_store_conformance(store: &dyn LeaseStore) {
         .take(&store.get_lease("p0").await.unwrap().unwrap(), "w1")
         .await
         .unwrap();
-    let p0 = store.checkpoint(&p0, &Checkpoint::ShardEnd).await.unwrap();
+    let p0 = store.checkpoint(&p0, &Checkpoint::ShardEnd, None).await.unwrap();
     let p0 = store
         .update_child_shard_ids(&p0, &["c1".into(), "c2".into()])
         .await

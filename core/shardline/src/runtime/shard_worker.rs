@@ -117,6 +117,14 @@ impl ShardWorker {
             Checkpoint::At(p) => Some(p.clone()),
             _ => None,
         };
+        // Stateful transforms (window_count) resume from the state stored
+        // with the checkpoint, so windows already emitted are not counted
+        // again when the records after the checkpoint are replayed.
+        if let Some(state) = &lease.transform_state {
+            if let Err(e) = self.pipeline.restore_state(state) {
+                tracing::warn!(shard_id = %shard_id, error = %e, "stored transform state not usable, starting with empty state");
+            }
+        }
         tracing::info!(shard_id = %shard_id, checkpoint = %lease.checkpoint, "shard worker started");
         let mut reader = self.source.reader(&self.shard, start, &self.read_mode, self.reader_options.clone());
         let mut last_checkpoint_at = Instant::now();
@@ -139,7 +147,7 @@ impl ShardWorker {
                     last_checkpoint_at = Instant::now();
                     Step::Continue
                 }
-                event = self.pipeline.next_event(), if self.pipeline.outstanding() > 0 => {
+                event = self.pipeline.next_event(), if self.pipeline.wants_events() => {
                     if let PipelineEvent::Progress { .. } = event {
                         if last_checkpoint_at.elapsed() >= self.checkpoint_interval {
                             self.checkpoint_progress(&mut checkpointed).await?;
@@ -171,14 +179,17 @@ impl ShardWorker {
         if checkpointed.as_ref() == Some(&position) {
             return Ok(());
         }
-        self.write_checkpoint(Checkpoint::At(position.clone())).await?;
+        // Taken together, with no await between: the state matches the
+        // position.
+        let state = self.pipeline.checkpoint_state();
+        self.write_checkpoint(Checkpoint::At(position.clone()), state).await?;
         if !self.handle.is_lost() {
             *checkpointed = Some(position);
         }
         Ok(())
     }
 
-    async fn write_checkpoint(&self, checkpoint: Checkpoint) -> Result<(), WorkerError> {
+    async fn write_checkpoint(&self, checkpoint: Checkpoint, transform_state: Option<String>) -> Result<(), WorkerError> {
         let shard_id = &self.shard.shard_id;
         // Make what the sink acknowledged durable before the checkpoint
         // says so.
@@ -186,7 +197,7 @@ impl ShardWorker {
             tracing::warn!(shard_id = %shard_id, error = %e, "sink flush failed, checkpoint postponed");
             return Ok(());
         }
-        match self.handle.checkpoint(checkpoint.clone()).await {
+        match self.handle.checkpoint_with_state(checkpoint.clone(), transform_state).await {
             Ok(()) => {
                 tracing::debug!(shard_id = %shard_id, checkpoint = %checkpoint, "checkpointed");
                 self.telemetry.set_checkpoint(&self.pipeline_name, shard_id, &checkpoint.sequence_string(), checkpoint.sub_sequence());
@@ -211,7 +222,8 @@ impl ShardWorker {
                 self.pipeline.abort();
                 return Ok(Step::Exit(ShardExit::Lost));
             }
-            _ = self.pipeline.drain() => {}
+            // `finish` also emits the windows stateful transforms still hold.
+            _ = self.pipeline.finish() => {}
         }
         if self.pipeline.outstanding() > 0 {
             // drain returns only when everything is acknowledged; this is a
@@ -220,7 +232,7 @@ impl ShardWorker {
             return Ok(Step::Continue);
         }
         loop {
-            self.write_checkpoint(Checkpoint::ShardEnd).await?;
+            self.write_checkpoint(Checkpoint::ShardEnd, None).await?;
             if self.handle.is_lost() {
                 return Ok(Step::Exit(ShardExit::Lost));
             }
@@ -261,10 +273,13 @@ impl ShardWorker {
             }
             _ = self.pipeline.drain() => {}
         }
+        // `drain` leaves open windows open: their records are after the
+        // checkpoint and are replayed by the next owner.
         let final_checkpoint = match self.pipeline.checkpoint() {
             Some(p) if checkpointed.as_ref() != Some(&p) => Some(Checkpoint::At(p)),
             _ => None,
         };
+        let final_state = final_checkpoint.as_ref().and_then(|_| self.pipeline.checkpoint_state());
         if final_checkpoint.is_some() {
             if let Err(e) = self.sink.flush().await {
                 tracing::warn!(shard_id = %shard_id, error = %e, "sink flush failed at shutdown; not checkpointing past it");
@@ -276,7 +291,10 @@ impl ShardWorker {
             *checkpointed = Some(p.clone());
             self.telemetry.set_checkpoint(&self.pipeline_name, &shard_id, p.sequence.as_str(), p.sub_sequence);
         }
-        self.release(final_checkpoint).await;
+        if let Err(e) = self.handle.release_with_state(final_checkpoint, final_state).await {
+            tracing::warn!(shard_id = %shard_id, error = %e, "lease release failed; it will expire after the failover time");
+        }
+        self.telemetry.clear_checkpoint(&self.pipeline_name, &shard_id);
         tracing::info!(shard_id = %shard_id, "shard drained and released");
         ShardExit::Shutdown
     }

@@ -179,7 +179,7 @@ async fn handle(
         }
         tables.retain(|_, requests| requests.as_array().is_some_and(|l| !l.is_empty()));
     }
-    let nothing_left = document.get("RequestItems").and_then(Value::as_object).map_or(true, |t| t.is_empty());
+    let nothing_left = !matches!(document.get("RequestItems").and_then(Value::as_object), Some(tables) if !tables.is_empty());
     let mut answer = if nothing_left {
         json!({})
     } else {
