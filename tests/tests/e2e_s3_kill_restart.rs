@@ -50,9 +50,25 @@ async fn kill_9_and_restart_overwrites_the_same_objects() {
     let worker = Worker::start(&bin, &pipeline, "s3-kill", dir.path());
     let before = s3::wait_for_objects(&s3, &bucket, "", &[&worker], DELIVERY_TIMEOUT, |objects| objects.len() >= 2).await;
     worker.kill9();
-    eprintln!("killed the worker (-9) after {} objects; restarting it", before.len());
+    // The batches after the stored checkpoint are read and sent again.
+    let leases = LeaseTable::new(&emulators.dynamodb_endpoint, spec.lease_table());
+    let checkpoint = leases.scan().await.expect("scan leases").into_iter().find_map(|l| l.checkpoint.filter(|c| is_sequence_number(c)));
+    let resend: Vec<String> = before
+        .iter()
+        .filter(|o| checkpoint.as_deref().map_or(true, |c| cmp_sequence(first_seq(&o.key), c) == std::cmp::Ordering::Greater))
+        .map(|o| o.key.clone())
+        .collect();
+    eprintln!("killed the worker (-9) after {} objects, checkpoint {checkpoint:?}; {} to be re-sent; restarting it", before.len(), resend.len());
+    assert!(!resend.is_empty(), "the checkpoint passed every object written before the kill: nothing to re-send");
     worker.restart();
 
+    wait_until(DELIVERY_TIMEOUT, "the restarted worker re-sending the unacknowledged batches", || async {
+        worker.ensure_running()?;
+        let versions = s3.version_counts(&bucket, "").await?;
+        Ok(resend.iter().all(|key| versions.get(key).is_some_and(|n| *n >= 2)))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
     let objects = s3::wait_for_objects(&s3, &bucket, "", &[&worker], DELIVERY_TIMEOUT, |objects| {
         s3::ndjson_ids(objects).len() >= RECORDS
     })
@@ -65,9 +81,9 @@ async fn kill_9_and_restart_overwrites_the_same_objects() {
     for object in &before {
         assert!(keys.contains(&object.key), "a re-sent batch got a new key instead of {}: {keys:#?}", object.key);
     }
-    let resent = before.iter().filter(|o| versions.get(&o.key).is_some_and(|n| *n >= 2)).count();
-    assert!(resent >= 1, "no batch written before the kill was re-sent (versions: {versions:?})");
-    eprintln!("{resent} of {} objects written before the kill were re-sent and overwritten", before.len());
+    for key in &resend {
+        assert!(versions[key] >= 2, "{key} was not re-sent (versions: {versions:?})");
+    }
     assert_eq!(keys.len(), expected_objects, "one object per batch of {BATCH}, no duplicates: {keys:#?}");
 
     // Every record exactly once, each object a batch of consecutive records.
@@ -83,4 +99,11 @@ async fn kill_9_and_restart_overwrites_the_same_objects() {
         assert_eq!(object.lines().len(), BATCH as usize, "{} holds one whole batch", object.key);
     }
     assert_eq!(objects.len(), expected_objects);
+}
+
+/// `{first_seq}` of a key made by the default template
+/// (`.../{shard_id}-{first_seq}-{first_subseq}-{last_seq}-{last_subseq}.ndjson.gz`).
+fn first_seq(key: &str) -> &str {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.split('-').nth(2).unwrap_or_else(|| panic!("unexpected key {key}"))
 }

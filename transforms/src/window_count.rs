@@ -143,6 +143,11 @@ pub struct WindowCount {
     windows: BTreeMap<i64, Window>,
     emitted_through: Option<i64>,
     max_event: Option<i64>,
+    /// Wall-clock time at which `max_event` was last set; while the shard
+    /// is idle the event-time clock advances from `max_event` at wall-clock
+    /// rate (not to "now": replayed or backfilled old data would otherwise
+    /// all turn late after the first idle tick).
+    max_event_seen_at: Option<SystemTime>,
     op: Option<OpKey>,
     current_position: Option<Position>,
     previous_position: Option<Position>,
@@ -198,6 +203,7 @@ impl WindowCount {
             windows: BTreeMap::new(),
             emitted_through: None,
             max_event: None,
+            max_event_seen_at: None,
             op: None,
             current_position: None,
             previous_position: None,
@@ -357,12 +363,28 @@ impl Transform for WindowCount {
     }
 
     fn on_tick(&mut self, now: SystemTime, out: &mut Vec<Record>) {
-        if !self.emit_when_idle || std::mem::take(&mut self.active_since_tick) || self.windows.is_empty() {
+        if std::mem::take(&mut self.active_since_tick) {
+            // Records arrived since the last tick: the idle clock starts now.
+            self.max_event_seen_at = Some(now);
+            return;
+        }
+        if !self.emit_when_idle || self.windows.is_empty() {
             return;
         }
         let Some(meta) = self.last_meta.clone() else { return };
-        let clock = self.max_event.map_or(system_time_millis(now), |m| m.max(system_time_millis(now)));
+        // Event time advances from the last event seen by the wall time
+        // since it was seen: for live data that is about "now"; for
+        // replayed or backfilled data it stays in the data's own time.
+        let clock = match (self.max_event, self.max_event_seen_at) {
+            (Some(max), Some(seen_at)) => {
+                let idle = now.duration_since(seen_at).map(|d| d.as_millis() as i64).unwrap_or(0);
+                max.saturating_add(idle)
+            }
+            (Some(max), None) => max,
+            (None, _) => system_time_millis(now),
+        };
         self.max_event = Some(clock);
+        self.max_event_seen_at = Some(now);
         self.close_through(clock.saturating_sub(self.lateness), &meta, out);
         self.remember();
     }

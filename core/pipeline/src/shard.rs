@@ -107,6 +107,10 @@ pub struct ShardPipeline {
     tick_every: Duration,
     /// When stateful transforms were last ticked.
     last_tick: Instant,
+    /// Wall-clock time at `clock_base.0`: ticks tell transforms the time as
+    /// `clock_base.1 + (now - clock_base.0)` on tokio's clock, which is the
+    /// wall clock in production and virtual time in tests.
+    clock_base: (Instant, SystemTime),
     /// The stateful transforms' limit for the current `done` key.
     limit: CheckpointLimit,
     /// Their states that go with a checkpoint within `limit`.
@@ -162,6 +166,7 @@ impl ShardPipeline {
             chain: Chain::new(transforms),
             tick_every,
             last_tick: Instant::now(),
+            clock_base: (Instant::now(), SystemTime::now()),
             limit: CheckpointLimit::Any,
             states: Vec::new(),
             buffer: Buffer::new(&buffer),
@@ -247,7 +252,8 @@ impl ShardPipeline {
             return;
         }
         let Some(key) = self.watermark.next_tick_key() else { return };
-        let emitted = self.chain.emit(&key, SystemTime::now(), end);
+        let wall_now = self.clock_base.1 + Instant::now().saturating_duration_since(self.clock_base.0);
+        let emitted = self.chain.emit(&key, wall_now, end);
         let count = u32::try_from(emitted.outputs.len() + emitted.failures.len()).unwrap_or(u32::MAX);
         let Some((ticket, _)) = self.watermark.register_tick(count) else { return };
         let now = Instant::now();

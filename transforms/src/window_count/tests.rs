@@ -104,15 +104,21 @@ fn lateness_keeps_windows_open_and_late_records_are_dropped_or_dead_lettered() {
 }
 
 #[test]
-fn idle_ticks_close_windows_by_the_wall_clock() {
+fn idle_ticks_advance_event_time_by_the_idle_wall_time() {
     let mut w = counter("window = \"10s\"");
     feed(&mut w, vec![event(1, 1, "a")]);
     let mut out = Vec::new();
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+    // Wall-clock time far from the data's own time (a backfill): idle time
+    // moves the event clock forward from the last event, not to "now".
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100_000);
     w.on_tick(now, &mut out);
     assert!(out.is_empty(), "the first tick after a record only notes activity");
-    w.on_tick(now, &mut out);
-    assert_eq!(rows(out), vec![(0, Value::Null, 1)]);
+    w.on_tick(now + Duration::from_secs(5), &mut out);
+    assert!(out.is_empty(), "event clock at 1s + 5s idle: [0,10) still open");
+    w.on_tick(now + Duration::from_secs(10), &mut out);
+    assert_eq!(rows(out), vec![(0, Value::Null, 1)], "event clock at 11s closes [0,10)");
+    let mut out = Vec::new();
+    assert!(w.apply(event(2, 12, "a"), &mut out).is_ok(), "a record after the idle close, in the data's time, is not late");
     let mut w = counter("window = \"10s\"\nemit_when_idle = false");
     feed(&mut w, vec![event(1, 1, "a")]);
     let mut out = Vec::new();

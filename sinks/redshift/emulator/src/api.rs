@@ -41,6 +41,14 @@ impl ApiError {
         ApiError { kind: "DatabaseConnectionException", status: 500, message: message.into() }
     }
 
+    /// `ExecuteStatementException` / `BatchExecuteStatementException`
+    /// (500): how ExecuteStatement and BatchExecuteStatement report a
+    /// database they cannot reach.
+    pub fn execute_statement(is_batch: bool, message: impl Into<String>) -> Self {
+        let kind = if is_batch { "BatchExecuteStatementException" } else { "ExecuteStatementException" };
+        ApiError { kind, status: 500, message: message.into() }
+    }
+
     /// `InternalServerException` (500).
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError { kind: "InternalServerException", status: 500, message: message.into() }
@@ -53,7 +61,7 @@ impl ApiError {
 
     /// The JSON body: `{"__type": ..., "Message": ...}`.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "__type": self.kind, "Message": self.message, "message": self.message })
+        serde_json::json!({ "__type": self.kind, "Message": self.message, "message": self.message, "StatementId": "" })
     }
 }
 

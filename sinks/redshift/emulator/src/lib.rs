@@ -20,9 +20,10 @@
 //!   both cluster and workgroup; unknown parameters; results of a statement
 //!   without one), `ResourceNotFoundException` (unknown id),
 //!   `ActiveStatementsExceededException` (more than
-//!   `--max-active-statements` running), `DatabaseConnectionException`
-//!   (PostgreSQL unreachable, or the cluster/workgroup made unavailable
-//!   through `POST /_emulator/availability {"target": name, "available": false}`).
+//!   `--max-active-statements` running), `ExecuteStatementException` /
+//!   `BatchExecuteStatementException` (500, the database unreachable:
+//!   PostgreSQL down, or the cluster/workgroup made unavailable through
+//!   `POST /_emulator/availability {"target": name, "available": false}`).
 //! - **COPY** ([`copy`]) is performed by the emulator: `COPY t [(cols)] FROM
 //!   's3://...' [MANIFEST] [FORMAT AS JSON 'auto' | 'auto ignorecase' |
 //!   's3://jsonpaths' | CSV [QUOTE 'c']] [DELIMITER 'x'] [GZIP]

@@ -155,13 +155,13 @@ impl Engine {
         }
         let name = submission.target.cluster_identifier.clone().or_else(|| submission.target.workgroup_name.clone()).unwrap_or_default();
         if self.unavailable.lock().map(|s| s.contains(&name)).unwrap_or(false) {
-            return Err(ApiError::database_connection(format!("Connection to the database failed: {name} is not available")));
+            return Err(ApiError::execute_statement(submission.is_batch, format!("Connection to the database failed: {name} is not available")));
         }
         let client = self
             .connector
             .connect(&database)
             .await
-            .map_err(|e| ApiError::database_connection(format!("Connection to the database failed: {}", pg::error_text(&e))))?;
+            .map_err(|e| ApiError::execute_statement(submission.is_batch, format!("Connection to the database failed: {}", pg::error_text(&e))))?;
         let statement = self.store.insert(NewStatement {
             is_batch: submission.is_batch,
             queries: sqls.iter().map(|s| copy::redact(s)).collect(),

@@ -112,7 +112,10 @@ pub async fn operation(engine: &Arc<Engine>, name: &str, body: &[u8]) -> Result<
                 .iter()
                 .rev()
                 .filter(|s| wanted == "ALL" || s.status.as_str() == wanted)
-                .filter(|s| input.statement_name.as_deref().map_or(true, |n| s.statement_name.as_deref().is_some_and(|m| m.starts_with(n))))
+                .filter(|s| match input.statement_name.as_deref() {
+                    None => true,
+                    Some(n) => s.statement_name.as_deref().is_some_and(|m| m.starts_with(n)),
+                })
                 .map(|s| s.summary())
                 .collect();
             let start: usize = input.next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
