@@ -25,7 +25,7 @@ async fn wait(client: &Client, id: &str) -> aws_sdk_redshiftdata::operation::des
 
 async fn batch(client: &Client, sqls: &[String]) -> aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput {
     let out = client.batch_execute_statement().cluster_identifier(CLUSTER).db_user("u").database("dev").set_sqls(Some(sqls.to_vec())).send().await.expect("batch");
-    wait(client, out.id()).await
+    wait(client, out.id().expect("id")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

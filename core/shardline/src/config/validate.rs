@@ -96,6 +96,8 @@ pub fn load_str(text: &str, file: &Path) -> Result<PipelineConfig, ConfigError> 
             return Err(ConfigError::Invalid { file: file.to_owned(), problems: vec![problem] });
         }
     };
+    let mut config = config;
+    config.normalize();
     let mut problems = config.check();
     if problems.is_empty() {
         return Ok(config);
@@ -108,9 +110,30 @@ pub fn load_str(text: &str, file: &Path) -> Result<PipelineConfig, ConfigError> 
 }
 
 /// Names of the sinks compiled into the binary.
-pub const BUILT_IN_SINKS: &[&str] = &["stdout", "file"];
+/// `dashboard` is accepted everywhere but only `shardline quickstart` runs it.
+pub const BUILT_IN_SINKS: &[&str] = &["stdout", "file", "dashboard"];
 
 impl PipelineConfig {
+    /// Treats optional strings left empty (typically `"${VAR:-}"` with the
+    /// variable unset) as not given, so one file serves deployments with and
+    /// without an endpoint override.
+    pub fn normalize(&mut self) {
+        fn clear(value: &mut Option<String>) {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *value = None;
+            }
+        }
+        clear(&mut self.source.region);
+        clear(&mut self.source.endpoint);
+        clear(&mut self.source.profile);
+        clear(&mut self.source.timestamp);
+        clear(&mut self.source.consumer_name);
+        clear(&mut self.leases.table);
+        clear(&mut self.leases.region);
+        clear(&mut self.leases.endpoint);
+        clear(&mut self.leases.profile);
+    }
+
     /// Semantic checks that need no network: ranges, references, and the
     /// sink's and transforms' own validation. Returns every problem found.
     pub fn check(&self) -> Vec<Problem> {

@@ -136,3 +136,12 @@ fn bad_endpoint_and_table() {
     let paths: Vec<&str> = list.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, vec!["leases.table", "leases.endpoint"]);
 }
+
+#[test]
+fn empty_optional_strings_mean_not_set() {
+    let text = "name = \"a\"\n[source]\ntype = \"kinesis\"\nstream = \"s\"\nendpoint = \"\"\nregion = \"\"\n[leases]\nendpoint = \"\"\n[sink]\ntype = \"stdout\"\n";
+    let config = load_str(text, Path::new("p.toml")).expect("valid");
+    assert_eq!(config.source.endpoint, None);
+    assert_eq!(config.source.region, None);
+    assert_eq!(config.leases.endpoint, None);
+}
