@@ -20,6 +20,7 @@
 //! - [`LeaseTable`]: raw scans and reads of the KCL lease table.
 //! - [`KeyedProducer`], [`ReshardOrderSampler`] and the parent-before-child
 //!   checks for resharding tests.
+//! - [`Chromium`]: headless Chromium for page tests (DOM dumps, screenshots).
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep for
 //!   a fixed "long enough".
 //!
@@ -30,6 +31,7 @@
 
 mod binary;
 mod checks;
+mod chromium;
 pub mod dynamodb_sink;
 mod emulators;
 mod kinesis;
@@ -46,6 +48,7 @@ mod wait;
 mod worker;
 
 pub use binary::shardline_bin;
+pub use chromium::Chromium;
 pub use checks::{delivered_ids, delivery_counts, last_sequence_per_shard, wait_for_ids};
 pub use emulators::{unique_name, Emulators, TestDir};
 pub use kinesis::{Kinesis, PutResult, ShardInfo, TestRecord};

@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod put;
+pub mod quickstart;
 pub mod runtime;
 pub mod sink;
 pub mod testing;

@@ -87,6 +87,31 @@ enum Command {
         #[command(flatten)]
         plugins: PluginDirs,
     },
+    /// The demo in one command, no AWS account: an embedded stream, the
+    /// referrer generator, pipelines/quickstart.toml, and a live chart of
+    /// clicks per referrer on http://127.0.0.1:PORT/. Ctrl-C drains and
+    /// checkpoints; running it again resumes.
+    Quickstart {
+        /// Port of the page on 127.0.0.1 (0: a free port).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Where the stream's records, leases and checkpoints are kept.
+        #[arg(long, env = "SHARDLINE_STATE_DIR", default_value = "./state")]
+        state_dir: PathBuf,
+        /// Generator records per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Do not write generated clicks; only read what the stream holds.
+        #[arg(long)]
+        no_generator: bool,
+        /// Run this pipeline file instead of the compiled-in
+        /// pipelines/quickstart.toml (it must use `endpoint = "embedded"`).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+        /// Longest graceful shutdown before leases are left to expire.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        shutdown_timeout: Duration,
+    },
     /// Serve a Kinesis-compatible API on loopback (for development, tests
     /// and benchmarks) with records kept in --data-dir; prints the endpoint.
     LocalKinesis(shardline_local_kinesis::cli::LocalKinesisArgs),
@@ -130,6 +155,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Quickstart { port, state_dir, rate, no_generator, pipeline, shutdown_timeout } => {
+            if !(rate > 0.0) {
+                eprintln!("error: --rate must be a positive number of records per second");
+                return ExitCode::FAILURE;
+            }
+            let options = shardline::quickstart::QuickstartOptions {
+                address: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                state_dir,
+                rate,
+                generator: !no_generator,
+                pipeline_file: pipeline,
+                run: RunOptions { worker_id: default_worker_id(), shutdown_timeout },
+            };
+            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(quickstart(options)),
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Put(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(shardline::put::run(args)),
             Err(e) => {
@@ -178,6 +224,26 @@ async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_ad
         }
         Err(e) => {
             tracing::error!(error = %e, "shardline stopped with an error");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn quickstart(options: shardline::quickstart::QuickstartOptions) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    runtime::cancel_on_signals(shutdown.clone());
+    let state_dir = options.state_dir.clone();
+    let result = shardline::quickstart::run(options, shutdown, |address| {
+        println!("Shardline quickstart: open http://{address}/ (Ctrl-C drains and stops; state in {})", state_dir.display());
+    })
+    .await;
+    match result {
+        Ok(()) => {
+            println!("quickstart stopped: checkpoints saved in {}; run it again to resume", state_dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

@@ -1,6 +1,7 @@
 //! Choosing and building the sink a pipeline names in `[sink] type`.
 //!
-//! The built-in sinks (`stdout`, `file`) are compiled in; the plugin host
+//! The built-in sinks (`stdout`, `file`, and `dashboard`, which only
+//! `shardline quickstart` can run) are compiled in; the plugin host
 //! adds the others (S3, Redshift, DynamoDB, Elasticsearch) from shared
 //! libraries. The binary loads the plugins once, at start, with
 //! [`load_plugins`]; until then (and in library use) only the built-in
@@ -15,6 +16,7 @@ use shardline_pipeline::sinks::{FileSinkConfig, StdoutSinkConfig};
 use shardline_plugin_host::{LoadedPlugin, PluginHost};
 
 use crate::config::BUILT_IN_SINKS;
+use crate::quickstart::sink::DashboardSinkConfig;
 
 /// Why a sink could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,10 @@ pub fn validate(table: &toml::Table) -> Result<(), (Option<String>, String)> {
     let rest = without_type(table);
     let result = match kind {
         "stdout" => StdoutSinkConfig::deserialize(rest).map(|_| ()),
+        "dashboard" => match DashboardSinkConfig::deserialize(rest) {
+            Ok(cfg) => return cfg.validate().map_err(|(key, message)| (Some(key), format!("sink `dashboard`: {message}"))),
+            Err(e) => Err(e),
+        },
         "file" => match FileSinkConfig::deserialize(rest) {
             Ok(cfg) => {
                 return cfg.validate().map_err(|problems| {
@@ -88,6 +94,10 @@ pub fn build(table: &toml::Table, pipeline: &str) -> Result<Arc<dyn Sink>, SinkB
         "stdout" => {
             let cfg = StdoutSinkConfig::deserialize(rest).map_err(|e| config_error(e.to_string()))?;
             shardline_pipeline::sinks::build_stdout_sink(&cfg, pipeline).map_err(|e| config_error(e.to_string()))
+        }
+        "dashboard" => {
+            let cfg = DashboardSinkConfig::deserialize(rest).map_err(|e| config_error(e.to_string()))?;
+            crate::quickstart::sink::build(&cfg).map_err(config_error)
         }
         "file" => {
             let cfg = FileSinkConfig::deserialize(rest).map_err(|e| config_error(e.to_string()))?;

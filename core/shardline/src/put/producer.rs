@@ -78,6 +78,16 @@ impl Producer {
     /// The service's refusal, naming the stream and endpoint.
     pub async fn connect(options: ProducerOptions) -> anyhow::Result<Producer> {
         let client = aws_sdk_kinesis::Client::new(&shardline_aws::load_sdk_config(&options.connection).await);
+        Producer::with_client(client, options).await
+    }
+
+    /// Like [`Producer::connect`] with a client made by the caller (e.g. for
+    /// the in-process stream, with its test credentials); `options.connection`
+    /// only names the endpoint in messages.
+    ///
+    /// # Errors
+    /// As [`Producer::connect`].
+    pub async fn with_client(client: aws_sdk_kinesis::Client, options: ProducerOptions) -> anyhow::Result<Producer> {
         let endpoint = options.connection.endpoint.clone().unwrap_or_else(|| "the regional endpoint".to_owned());
         if let Some(shards) = options.create_shards {
             ensure_stream(&client, &options.stream, shards, &endpoint).await?;

@@ -1,0 +1,85 @@
+//! The quickstart's web server: the page (`/`, self-contained HTML with an
+//! inline SVG chart: nothing is fetched from outside), its data
+//! (`/api/dashboard`, JSON), `/metrics` and `/health`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::state::DashboardState;
+use crate::metrics::Telemetry;
+
+/// The page, compiled in.
+const PAGE: &str = include_str!("page.html");
+
+/// Binds `address` and serves until `shutdown`. Returns the bound address.
+///
+/// # Errors
+/// The bind error.
+pub(crate) async fn serve(
+    address: SocketAddr,
+    state: Arc<DashboardState>,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(address).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, _) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "quickstart page accept failed");
+                    continue;
+                }
+            };
+            let (state, telemetry) = (state.clone(), telemetry.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let response = route(&req, &state, &telemetry);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!(error = %e, "quickstart page connection ended with an error");
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn route(req: &Request<hyper::body::Incoming>, state: &DashboardState, telemetry: &Telemetry) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/" | "/index.html" => respond(StatusCode::OK, "text/html; charset=utf-8", PAGE.into()),
+        "/api/dashboard" => match serde_json::to_string(&state.snapshot()) {
+            Ok(json) => respond(StatusCode::OK, "application/json", json),
+            Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
+        },
+        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", telemetry.render()),
+        "/health" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found: try /, /api/dashboard or /metrics\n".into()),
+    }
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    response
+}
