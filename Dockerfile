@@ -16,10 +16,11 @@ RUN cargo build --release --locked --workspace \
  && scripts/rootfs target/release /rootfs
 
 FROM debian:bookworm-slim
-# CA certificates for TLS to AWS (rustls reads the system store); nothing else:
+# CA certificates for TLS to AWS (rustls reads the system store) and tzdata
+# (the s3 sink's IANA `time_zone`); nothing else:
 # the binary and plugins need only libc, libm and libgcc_s.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/shardline --shell /usr/sbin/nologin shardline
 COPY --from=build /rootfs/ /

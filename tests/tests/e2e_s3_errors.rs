@@ -35,7 +35,10 @@ async fn bad_records_are_dead_lettered_and_the_shard_goes_on() {
     std::fs::write(&pipeline, s3::pipeline_with_sink(&spec, &sink)).expect("write the pipeline");
     let worker = Worker::start(&bin, &pipeline, "s3-dl", dir.path());
 
-    let good = |i: usize| TestRecord::json("pk", &json!({ "id": format!("good-{i:02}"), "kind": if i % 2 == 0 { "even" } else { "odd" } }));
+    let good = |i: usize| {
+        let kind = ["even", "odd"][i % 2];
+        TestRecord::json("pk", &json!({ "id": format!("good-{i:02}"), "kind": kind }))
+    };
     let raw = |data: &[u8]| TestRecord { partition_key: "pk".into(), explicit_hash_key: None, data: data.to_vec() };
     let mut records: Vec<TestRecord> = (0..10).map(good).collect();
     records.push(raw(b"{\"id\": \"bad-json\", oops"));

@@ -55,7 +55,7 @@ async fn kill_9_and_restart_overwrites_the_same_objects() {
     let checkpoint = leases.scan().await.expect("scan leases").into_iter().find_map(|l| l.checkpoint.filter(|c| is_sequence_number(c)));
     let resend: Vec<String> = before
         .iter()
-        .filter(|o| checkpoint.as_deref().map_or(true, |c| cmp_sequence(first_seq(&o.key), c) == std::cmp::Ordering::Greater))
+        .filter(|o| !matches!(checkpoint.as_deref(), Some(c) if cmp_sequence(first_seq(&o.key), c) != std::cmp::Ordering::Greater))
         .map(|o| o.key.clone())
         .collect();
     eprintln!("killed the worker (-9) after {} objects, checkpoint {checkpoint:?}; {} to be re-sent; restarting it", before.len(), resend.len());

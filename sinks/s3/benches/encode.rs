@@ -16,6 +16,14 @@ use shardline_sink_s3::template::{KeyTemplate, TimeZoneSpec, Zone};
 
 const RECORDS: usize = 1_000;
 const RECORD_BYTES: usize = 1_024;
+const WORDS: [&str; 64] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike",
+    "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee",
+    "zulu", "cart", "checkout", "product", "search", "filter", "price", "discount", "shipping", "payment", "session",
+    "mobile", "desktop", "tablet", "click", "scroll", "view", "banner", "promo", "login", "logout", "account", "order",
+    "refund", "return", "review", "rating", "wishlist", "category", "brand", "size", "color", "stock", "warehouse",
+    "region", "europe", "america", "asia", "africa",
+];
 
 /// 1 KiB JSON records that look like click events (repetitive keys,
 /// varying values), so the compressors see realistic input.
@@ -43,10 +51,15 @@ fn batch() -> Vec<Record> {
                 1_700_000_000_000u64 + i as u64 * 17,
                 100 + i % 30
             );
+            // Filler words from a vocabulary of 64, as free text in events.
             let mut n = i as u64;
             while text.len() < RECORD_BYTES - 2 {
                 n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                text.push(char::from(b'a' + (n >> 59) as u8 % 26));
+                let word = WORDS[(n >> 58) as usize % WORDS.len()];
+                text.push_str(&word[..word.len().min(RECORD_BYTES - 2 - text.len())]);
+                if text.len() < RECORD_BYTES - 2 {
+                    text.push(' ');
+                }
             }
             text.push_str("\"}");
             Record::new(Bytes::from(text), meta(i))
@@ -54,12 +67,12 @@ fn batch() -> Vec<Record> {
         .collect()
 }
 
-fn planner(compression: Compression) -> Planner {
+fn planner(compression: Compression, level: Option<i32>) -> Planner {
     Planner {
         template: KeyTemplate::parse(shardline_sink_s3::config::DEFAULT_KEY).unwrap_or_else(|e| panic!("{e}")),
         zone: Zone::resolve(&TimeZoneSpec::Utc).unwrap_or_else(|e| panic!("{e}")),
         extension: ".ndjson".into(),
-        encoder: Encoder::new(Encoding::Ndjson, &[], true, "\n", compression, None),
+        encoder: Encoder::new(Encoding::Ndjson, &[], true, "\n", compression, level),
         pipeline: "bench".into(),
         max_partitions: 100,
         content_type: "application/x-ndjson",
@@ -71,8 +84,14 @@ fn main() {
     let records = batch();
     let input: usize = records.iter().map(|r| r.payload.approximate_len()).sum();
     println!("s3 sink: encode + compress a batch of {RECORDS} x {RECORD_BYTES} B JSON records ({:.2} MB), one core", input as f64 / 1e6);
-    for (name, compression) in [("ndjson+none", Compression::None), ("ndjson+gzip(6)", Compression::Gzip), ("ndjson+zstd(3)", Compression::Zstd)] {
-        let planner = planner(compression);
+    for (name, compression, level) in [
+        ("ndjson+none", Compression::None, None),
+        ("ndjson+gzip(6)", Compression::Gzip, None),
+        ("ndjson+gzip(1)", Compression::Gzip, Some(1)),
+        ("ndjson+zstd(3)", Compression::Zstd, None),
+        ("ndjson+zstd(1)", Compression::Zstd, Some(1)),
+    ] {
+        let planner = planner(compression, level);
         let mut output = 0;
         // Warm up, then run for at least 2 s.
         for _ in 0..3 {

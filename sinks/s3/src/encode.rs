@@ -6,6 +6,7 @@
 //! Output is deterministic (gzip headers carry no time stamp), so a batch
 //! sent again produces the same bytes.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use bytes::Bytes;
@@ -184,8 +185,8 @@ impl Encoder {
             Encoding::Csv => "encoding = \"csv\" needs JSON objects",
             Encoding::Raw => "the key template's {field.*} placeholders need JSON",
         };
-        let (parsed, raw) = match &record.payload {
-            Payload::Json(value) => (Some(value.clone()), None),
+        let (value, raw): (Cow<'_, Value>, Option<Bytes>) = match &record.payload {
+            Payload::Json(value) => (Cow::Borrowed(value), None),
             Payload::Bytes(bytes) => {
                 // NDJSON rows are the payload itself unless it spans lines:
                 // validating without building a value is much cheaper.
@@ -195,14 +196,13 @@ impl Encoder {
                     return Ok(Row { bytes: bytes.clone(), value: None });
                 }
                 let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("record is not valid JSON ({why}): {e}"))?;
-                (Some(value), plain_line.then(|| bytes.clone()))
+                (Cow::Owned(value), plain_line.then(|| bytes.clone()))
             }
         };
-        let value = parsed.unwrap_or(Value::Null);
         let bytes = match self.encoding {
             Encoding::Ndjson => match raw {
                 Some(bytes) => bytes,
-                None => Bytes::from(serde_json::to_vec(&value).map_err(|e| format!("record cannot be written as JSON: {e}"))?),
+                None => Bytes::from(serde_json::to_vec(&*value).map_err(|e| format!("record cannot be written as JSON: {e}"))?),
             },
             Encoding::Csv => {
                 if !value.is_object() {
@@ -212,7 +212,7 @@ impl Encoder {
             }
             Encoding::Raw => record.payload.to_bytes(),
         };
-        Ok(Row { bytes, value: want_value.then_some(value) })
+        Ok(Row { bytes, value: want_value.then(|| value.into_owned()) })
     }
 
     fn csv_row(&self, object: &Value) -> Vec<u8> {
