@@ -332,6 +332,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         tracing::warn!(pipeline = %pipeline, error = %e, "sink close failed");
     }
     coordinator.shutdown().await;
+    release_orphaned_leases(store.as_ref(), &options.worker_id, &pipeline).await;
     tracing::info!(pipeline = %pipeline, "pipeline stopped");
     match failure {
         Some(e) => Err(e),
@@ -416,4 +417,27 @@ async fn sync_shards(source: &KinesisSource, store: &dyn LeaseStore, initial: &C
         tracing::info!(stream = %source.stream(), created, "created leases for new shards");
     }
     Ok(shards.into_iter().map(|s| (s.shard_id.clone(), s)).collect())
+}
+
+/// Hands back leases the table still gives to this worker id although no
+/// shard worker of this process holds them: a previous incarnation with the
+/// same id crashed, and this one was asked to stop before it took them
+/// back. Without this they would wait `failover_time` for another worker.
+/// Evicting is conditional on the owner, so a lease another worker took in
+/// the meantime is left alone. Failures are logged: the leases then expire.
+async fn release_orphaned_leases(store: &dyn LeaseStore, worker_id: &str, pipeline: &str) {
+    let leases = match store.list_leases().await {
+        Ok(leases) => leases,
+        Err(e) => {
+            tracing::warn!(pipeline = %pipeline, error = %e, "could not list leases at shutdown; leases of an earlier run of this worker will expire");
+            return;
+        }
+    };
+    for lease in leases.iter().filter(|l| l.lease_owner.as_deref() == Some(worker_id)) {
+        match store.evict(lease).await {
+            Ok(_) => tracing::info!(pipeline = %pipeline, lease_key = %lease.lease_key, "released a lease left by an earlier run of this worker"),
+            Err(e) if e.is_lost() => {}
+            Err(e) => tracing::warn!(pipeline = %pipeline, lease_key = %lease.lease_key, error = %e, "could not release a lease left by an earlier run of this worker"),
+        }
+    }
 }
