@@ -132,7 +132,7 @@ pub enum SourceError {
         endpoint: String,
     },
     /// The endpoint could not be reached or the connection broke.
-    #[error("{operation} on kinesis stream {stream:?}{}: cannot talk to {endpoint}: {}", ShardSuffix(shard_id), DisplayErrorContext(source.as_ref()))]
+    #[error("{operation} on kinesis stream {stream:?}{}: cannot talk to {endpoint}: {}", ShardSuffix(shard_id), ErrorChain(source.as_ref()))]
     Transport {
         /// Stream name.
         stream: String,
@@ -187,6 +187,29 @@ impl SourceError {
 }
 
 struct ShardSuffix<'a>(&'a Option<String>);
+
+/// An error and its causes, `: `-separated, each cause once (transport
+/// errors repeat their cause in their own message), without the `Debug`
+/// dump `DisplayErrorContext` appends.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut written = String::new();
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self.0);
+        while let Some(error) = current {
+            let text = error.to_string();
+            if !text.is_empty() && !written.contains(&text) {
+                if !written.is_empty() {
+                    written.push_str(": ");
+                }
+                written.push_str(&text);
+            }
+            current = error.source();
+        }
+        f.write_str(&written)
+    }
+}
 
 impl fmt::Display for ShardSuffix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -133,7 +133,7 @@ impl KinesisSource {
     }
 
     pub(crate) fn endpoint(&self) -> &str {
-        self.inner.endpoint.0.get().map_or("<kinesis endpoint not yet contacted>", String::as_str)
+        self.inner.endpoint.0.get().map_or("kinesis (before any request was sent)", String::as_str)
     }
 
     pub(crate) fn ctx<'a>(&'a self, operation: &'static str, shard_id: Option<&'a str>) -> CallContext<'a> {

@@ -59,10 +59,12 @@ pub enum PipelineError {
         message: String,
     },
     /// The source failed permanently.
-    #[error("pipeline {pipeline}: {source}")]
+    #[error("pipeline {pipeline} (kinesis endpoint {endpoint}): {source}")]
     Source {
         /// Pipeline name.
         pipeline: String,
+        /// The configured endpoint, or "regional" when none is set.
+        endpoint: String,
         /// Cause.
         source: SourceError,
     },
@@ -150,6 +152,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         endpoint: config.source.endpoint.clone(),
         profile: config.source.profile.clone(),
     };
+    let source_endpoint = config.source.endpoint.clone().unwrap_or_else(|| "regional".to_owned());
     // local-kinesis: `endpoint = "embedded"` starts (or reuses) the in-process
     // Kinesis server on `<leases.state_dir>/kinesis`, creates the stream when
     // missing, and is reached with test credentials.
@@ -167,7 +170,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     // the endpoint and the cause.
     let source = KinesisSource::connect(kinesis_client.clone(), &stream)
         .await
-        .map_err(|source| PipelineError::Source { pipeline: pipeline.clone(), source })?;
+        .map_err(|source| PipelineError::Source { pipeline: pipeline.clone(), endpoint: source_endpoint.clone(), source })?;
     let read_mode = match config.source.read {
         crate::config::ReadMode::Polling => ReadMode::Polling,
         crate::config::ReadMode::FanOut => {
@@ -212,7 +215,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     let mut shards = sync_shards(&source, store.as_ref(), &initial)
         .await
         .map_err(|e| match e {
-            SyncError::Source(source) => PipelineError::Source { pipeline: pipeline.clone(), source },
+            SyncError::Source(source) => PipelineError::Source { pipeline: pipeline.clone(), endpoint: source_endpoint.clone(), source },
             SyncError::Lease(source) => PipelineError::Lease { pipeline: pipeline.clone(), source },
         })?;
     tracing::info!(pipeline = %pipeline, stream = %stream, shards = shards.len(), worker_id = %options.worker_id, "pipeline started");
