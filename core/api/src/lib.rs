@@ -16,7 +16,7 @@ mod transform;
 mod units;
 
 pub use error::ErrorKind;
-pub use record::{Payload, Record, RecordMeta};
+pub use record::{Payload, Record, RecordMeta, RejectedRecord};
 pub use sequence::{Checkpoint, ParseSequenceError, Position, SequenceNumber};
 pub use shard::ShardInfo;
 pub use sink::{RecordStatus, Sink, SinkError};

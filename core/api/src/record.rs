@@ -105,3 +105,18 @@ impl Record {
         self.event_time.unwrap_or(self.meta.arrival_time)
     }
 }
+
+/// A record the source read but will not hand to the pipeline, with the
+/// reason (e.g. a KPL aggregate the Java KCL would skip). The engine writes
+/// it to the dead-letter destination and acknowledges its position like any
+/// other record, so it is never skipped silently.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// The record as read (for an aggregate: the whole raw aggregate), with
+    /// the position it takes in the shard's order.
+    pub record: Record,
+    /// Where it was rejected, e.g. `source:kpl`.
+    pub stage: String,
+    /// Why, naming what is wrong.
+    pub reason: String,
+}

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
 use crate::error::{from_sdk, SourceError};
-use crate::record::{user_records, RecordContext};
+use crate::record::{user_records, RecordContext, UserRecords};
 use crate::source::KinesisSource;
 use crate::{ReadBatch, ReaderOptions, ShardReader, StartPosition};
 
@@ -146,12 +146,12 @@ impl FanOutReader {
     /// Advances past `event` and returns its batch; `Ok(None)` never.
     fn accept(&mut self, event: SubscribeToShardEvent) -> Result<ReadBatch, SourceError> {
         let bytes = event.records.iter().map(|r| r.data.as_ref().len()).sum();
-        let records = user_records(event.records, &self.context, self.after())?;
+        let UserRecords { records, rejected } = user_records(event.records, &self.context, self.after())?;
         let labels = self.context.labels();
         labels.records_received(records.len());
         labels.bytes_received(bytes);
         labels.millis_behind_latest(event.millis_behind_latest);
-        let mut batch = ReadBatch { records, millis_behind_latest: Some(event.millis_behind_latest), shard_end: None, bytes };
+        let mut batch = ReadBatch { records, rejected, millis_behind_latest: Some(event.millis_behind_latest), shard_end: None, bytes };
         if event.continuation_sequence_number.is_empty() {
             let children: Vec<String> = event.child_shards.unwrap_or_default().into_iter().map(|c| c.shard_id).collect();
             tracing::info!(stream = %self.source.stream(), shard_id = %self.shard_id, child_shards = ?children, "reached the end of the shard");

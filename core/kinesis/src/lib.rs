@@ -29,7 +29,7 @@ pub mod telemetry;
 use std::time::{Duration, SystemTime};
 
 pub use error::SourceError;
-pub use record::{user_records, RecordContext};
+pub use record::{user_records, RecordContext, UserRecords, KPL_STAGE};
 pub use source::KinesisSource;
 
 /// How a shard is read.
@@ -94,6 +94,10 @@ pub struct ReadBatch {
     /// User records, de-aggregated, in shard order, as
     /// [`shardline_api::Payload::Bytes`] with their metadata filled in.
     pub records: Vec<shardline_api::Record>,
+    /// Records read but not for the pipeline (KPL aggregates the Java KCL
+    /// would skip), for the dead-letter destination; their positions
+    /// interleave with `records`.
+    pub rejected: Vec<shardline_api::RejectedRecord>,
     /// How far the reader is behind the tip of the shard, when known.
     pub millis_behind_latest: Option<i64>,
     /// `Some(child shard ids)` when this batch reached the end of a closed

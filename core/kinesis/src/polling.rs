@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::error::{from_sdk, SourceError};
-use crate::record::{user_records, RecordContext};
+use crate::record::{user_records, RecordContext, UserRecords};
 use crate::source::KinesisSource;
 use crate::{ReadBatch, ReaderOptions, ShardReader, StartPosition};
 
@@ -105,7 +105,7 @@ impl PollingReader {
         let bytes = out.records.iter().map(|r| r.data.as_ref().len()).sum();
         let last_sequence = out.records.last().map(|r| r.sequence_number.clone());
         let read_nothing = out.records.is_empty();
-        let records = user_records(out.records, &self.context, self.after())?;
+        let UserRecords { records, rejected } = user_records(out.records, &self.context, self.after())?;
         let labels = self.context.labels();
         labels.records_received(records.len());
         labels.bytes_received(bytes);
@@ -129,7 +129,7 @@ impl PollingReader {
                 (Some(children), needs_children)
             }
         };
-        let batch = ReadBatch { records, millis_behind_latest: out.millis_behind_latest, shard_end, bytes };
+        let batch = ReadBatch { records, rejected, millis_behind_latest: out.millis_behind_latest, shard_end, bytes };
         self.pending = Some(Pending { batch, needs_children });
         Ok(at_tip && !needs_children && self.iterator.is_some())
     }

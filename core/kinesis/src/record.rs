@@ -16,17 +16,20 @@
 //!   (`aggregated = false`, sub-sequence 0, no hash-range check).
 //! * If any user record of an aggregate has an effective hash key (explicit
 //!   hash key, else MD5 of the partition key) outside the shard's range, the
-//!   **whole aggregate is dropped**: the user records before it are removed
-//!   again and the ones after it are not looked at. This happens to
-//!   aggregates written to a parent shard around a split or merge, which
-//!   the KPL packed for the old shard map. We count every user record of
-//!   the dropped aggregate in `shardline_kpl_records_skipped_total` and log
-//!   at `warn` (the KCL drops them silently).
+//!   KCL **drops the whole aggregate**: the user records before it are
+//!   removed again and the ones after it are not looked at. This happens to
+//!   aggregates written around a split or merge, which the KPL packed for
+//!   the old shard map. The pipeline gets none of it either, but where the
+//!   KCL loses it silently we return the raw aggregate in
+//!   [`UserRecords::rejected`] for the dead-letter destination, count its
+//!   user records in `shardline_kpl_records_skipped_total` and log at
+//!   `warn`.
 //! * If building a user record fails inside a valid aggregate (a key-table
 //!   index out of range, an explicit hash key that is not a number), the KCL
 //!   logs an error and **keeps the user records already built, drops that
-//!   one and the rest, and does not pass the raw record through**. We do the
-//!   same and log at `error`.
+//!   one and the rest, and does not pass the raw record through**. We keep
+//!   the same records, log at `error`, and dead-letter the raw aggregate at
+//!   the position of the first user record not delivered.
 //!
 //! Sub-sequence numbers count the user records of an aggregate from 0.
 
@@ -34,7 +37,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use shardline_api::{Position, Record, RecordMeta, SequenceNumber, ShardInfo};
+use shardline_api::{Position, Record, RecordMeta, RejectedRecord, SequenceNumber, ShardInfo};
 
 use crate::error::SourceError;
 use crate::kpl::{self, HashKey};
@@ -97,9 +100,24 @@ impl RecordContext {
     }
 }
 
+/// What [`user_records`] makes of a page of Kinesis records.
+#[derive(Debug, Default)]
+pub struct UserRecords {
+    /// User records for the pipeline, in shard order.
+    pub records: Vec<Record>,
+    /// Aggregates the Java KCL would skip (or cut short), as raw records at
+    /// the position of the first user record not delivered, in shard order:
+    /// they go to the dead-letter destination instead of being lost.
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// The dead-letter stage of records rejected while de-aggregating.
+pub const KPL_STAGE: &str = "source:kpl";
+
 /// Turns Kinesis records into user records, in shard order: de-aggregates
 /// KPL aggregates with the Java KCL's rules (see the [module docs](self)),
-/// then drops every user record at or before `after`.
+/// then drops every user record at or before `after` (already checkpointed).
+/// What the KCL would skip is returned in [`UserRecords::rejected`].
 ///
 /// Pure apart from logging and the skipped-records metric, so it can be
 /// tested and benchmarked without a network.
@@ -110,8 +128,9 @@ pub fn user_records(
     kinesis_records: Vec<aws_sdk_kinesis::types::Record>,
     context: &RecordContext,
     after: Option<&Position>,
-) -> Result<Vec<Record>, SourceError> {
+) -> Result<UserRecords, SourceError> {
     let mut out = Vec::with_capacity(kinesis_records.len());
+    let mut rejected = Vec::new();
     for record in kinesis_records {
         let sequence = SequenceNumber::parse(&record.sequence_number).map_err(|e| SourceError::Malformed {
             stream: context.stream.to_string(),
@@ -125,12 +144,20 @@ pub fn user_records(
         let data = Bytes::from(record.data.into_inner());
         let keep = |sub: u64| !matches!(after, Some(p) if (&sequence, sub) <= (&p.sequence, p.sub_sequence));
 
+        let partition_key = record.partition_key.unwrap_or_default();
         let Ok(aggregate) = kpl::parse(&data) else {
             if keep(0) {
-                let meta = context.meta(&sequence, 0, record.partition_key.unwrap_or_default(), None, arrival_time, false);
+                let meta = context.meta(&sequence, 0, partition_key, None, arrival_time, false);
                 out.push(Record::new(data, meta));
             }
             continue;
+        };
+        // The raw aggregate, dead-lettered from sub-record `sub` on.
+        let mut reject = |sub: u64, reason: String| {
+            if keep(sub) {
+                let meta = context.meta(&sequence, sub, partition_key.clone(), None, arrival_time, false);
+                rejected.push(RejectedRecord { record: Record::new(data.clone(), meta), stage: KPL_STAGE.to_owned(), reason });
+            }
         };
         let start = out.len();
         for index in 0..aggregate.records.len() {
@@ -138,23 +165,26 @@ pub fn user_records(
                 Ok(user) => user,
                 Err(e) => {
                     tracing::error!(stream = %context.stream, shard_id = %context.shard_id, sequence_number = %sequence,
-                        sub_sequence_number = index, error = %e, "unexpected error de-aggregating a kpl record, dropping the rest of it");
+                        sub_sequence_number = index, error = %e, "unexpected error de-aggregating a kpl record, dead-lettering the rest of it");
+                    reject(index as u64, format!("KPL aggregate: user record {index} cannot be read ({e}); the Java KCL drops it and the rest of the aggregate, which is dead-lettered here as received"));
                     break;
                 }
             };
             let Ok(hash_key) = kpl::checked_effective_hash_key(&user.partition_key, user.explicit_hash_key.as_deref()) else {
                 tracing::error!(stream = %context.stream, shard_id = %context.shard_id, sequence_number = %sequence,
                     sub_sequence_number = index, explicit_hash_key = ?user.explicit_hash_key,
-                    "explicit hash key of a kpl user record is not a number, dropping the rest of the aggregate");
+                    "explicit hash key of a kpl user record is not a number, dead-lettering the rest of the aggregate");
+                reject(index as u64, format!("KPL aggregate: user record {index} has an explicit hash key that is not a 128-bit number ({:?}); the Java KCL drops it and the rest of the aggregate, which is dead-lettered here as received", user.explicit_hash_key));
                 break;
             };
             if !context.in_range(hash_key) {
                 let dropped = aggregate.records.len();
                 tracing::warn!(stream = %context.stream, shard_id = %context.shard_id, sequence_number = %sequence,
                     sub_sequence_number = index, user_records = dropped,
-                    "kpl aggregate holds a user record outside the shard's hash key range, dropping the whole aggregate");
+                    "kpl aggregate holds a user record outside the shard's hash key range, dead-lettering the whole aggregate");
                 context.labels.kpl_records_skipped(dropped);
                 out.truncate(start);
+                reject(0, format!("KPL aggregate: user record {index} (partition key {:?}) hashes outside this shard's range {}..={}; the Java KCL skips the whole aggregate ({dropped} user records), which is dead-lettered here as received", user.partition_key, context.starting_hash_key, context.ending_hash_key));
                 break;
             }
             let sub = index as u64;
@@ -164,7 +194,7 @@ pub fn user_records(
             }
         }
     }
-    Ok(out)
+    Ok(UserRecords { records: out, rejected })
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ fn read_through_source(blob: Vec<u8>) -> Vec<shardline_api::Record> {
         .data(aws_smithy_types::Blob::new(blob))
         .build()
         .unwrap();
-    user_records(vec![record], &ctx, None).unwrap()
+    user_records(vec![record], &ctx, None).unwrap().records
 }
 
 #[test]

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use shardline_api::{CheckpointLimit, Position, Record, Sink, Transform};
+use shardline_api::{CheckpointLimit, Position, Record, RejectedRecord, Sink, Transform};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 
@@ -196,14 +196,33 @@ impl ShardPipeline {
     /// # Panics
     /// When called outside a tokio runtime (work is spawned onto it).
     pub fn push(&mut self, records: Vec<Record>) {
+        self.push_with_rejected(records, Vec::new());
+    }
+
+    /// [`push`](Self::push) for a batch from which the source set some
+    /// records aside (`rejected`, e.g. KPL aggregates the Java KCL skips):
+    /// those take their place in the shard's order and go to the
+    /// dead-letter destination with their stage and reason, exactly as
+    /// transform failures do, so the checkpoint passes them only once they
+    /// are written there.
+    ///
+    /// Both lists must be in increasing position order.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime (work is spawned onto it).
+    pub fn push_with_rejected(&mut self, records: Vec<Record>, rejected: Vec<RejectedRecord>) {
         if self.aborted {
-            tracing::warn!(shard_id = %self.ctx.shard_id, records = records.len(), "push after abort ignored");
+            tracing::warn!(shard_id = %self.ctx.shard_id, records = records.len() + rejected.len(), "push after abort ignored");
             return;
         }
         let now = Instant::now();
         let mut filtered = 0;
+        let mut rejected = rejected.into_iter().peekable();
         for record in records {
             let position = record.meta.position();
+            while let Some(r) = rejected.next_if(|r| r.record.meta.position() < position) {
+                self.queue_rejected(r);
+            }
             match self.chain.run(record) {
                 Ok(outputs) => {
                     // The chain makes at most u32::MAX outputs.
@@ -223,6 +242,9 @@ impl ShardPipeline {
                 }
             }
         }
+        for r in rejected {
+            self.queue_rejected(r);
+        }
         if filtered > 0 {
             self.telemetry.filtered(filtered);
         }
@@ -230,10 +252,16 @@ impl ShardPipeline {
         self.start_work();
     }
 
+    fn queue_rejected(&mut self, rejected: RejectedRecord) {
+        let ticket = self.watermark.register(rejected.record.meta.position(), 1);
+        let RejectedRecord { record, stage, reason } = rejected;
+        self.queue_failure(ChainFailure { record, stage, reason }, ticket);
+    }
+
     fn queue_failure(&mut self, failure: ChainFailure, ticket: Ticket) {
         tracing::debug!(pipeline = %self.ctx.pipeline, shard_id = %self.ctx.shard_id,
             position = %failure.record.meta.position(), stage = %failure.stage, reason = %failure.reason,
-            "transform failed");
+            "record goes to the dead-letter destination");
         let entry = DeadLetterEntry {
             record: failure.record,
             reason: failure.reason,

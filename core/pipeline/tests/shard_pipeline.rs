@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use shardline_api::{
-    ByteSize, HumanDuration, Payload, Position, Record, RecordMeta, RecordStatus, SequenceNumber, Sink, SinkError,
+    ByteSize, HumanDuration, Payload, Position, Record, RecordMeta, RecordStatus, RejectedRecord, SequenceNumber, Sink, SinkError,
     Transform,
 };
 use shardline_pipeline::{
@@ -394,4 +394,31 @@ async fn byte_limit_flushes_and_json_payloads_count() {
     p.push(vec![record(0, "12345"), record(1, "67890"), big, record(3, "x")]);
     assert_eq!(p.drain().await, Some(pos(3)));
     assert_eq!(sink.batches(), [vec!["12345", "67890"], vec!["\"0123456789\""], vec!["x"]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_the_source_rejects_are_dead_lettered_in_shard_order() {
+    let mut h = harness(10, delivery(10, 1), vec![]);
+    h.dead.failing.store(true, Ordering::SeqCst);
+    let rejected = |i: u64, data: &str| RejectedRecord {
+        record: record(i, data),
+        stage: "source:kpl".to_owned(),
+        reason: "outside the shard's hash key range".to_owned(),
+    };
+    // Rejected positions before, between and after the pipeline's records.
+    h.pipeline.push_with_rejected(
+        vec![record(1, "a"), record(3, "b")],
+        vec![rejected(0, "agg0"), rejected(2, "agg2"), rejected(4, "agg4")],
+    );
+    assert_eq!(h.pipeline.outstanding(), 5);
+    drive_until(&mut h.pipeline, "delivery", |_| h.sink.delivered().len() == 2).await;
+    assert_eq!(h.pipeline.checkpoint(), None, "never passes a record not yet dead-lettered");
+    h.dead.failing.store(false, Ordering::SeqCst);
+    drive_until(&mut h.pipeline, "dead letters written", |p| p.checkpoint() == Some(pos(4))).await;
+    let dead = h.dead.entries();
+    let mut texts: Vec<&str> = dead.iter().map(|(t, _, _)| t.as_str()).collect();
+    texts.sort_unstable();
+    assert_eq!(texts, ["agg0", "agg2", "agg4"]);
+    assert!(dead.iter().all(|(_, stage, reason)| stage == "source:kpl" && reason.contains("hash key range")));
+    assert_eq!(h.pipeline.stats().records_dead_lettered, 3);
 }

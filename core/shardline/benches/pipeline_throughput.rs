@@ -105,7 +105,7 @@ async fn run(pages: Vec<Vec<KinesisRecord>>) -> (usize, usize, Duration) {
     let mut bytes = 0;
     let started = Instant::now();
     for page in pages {
-        let users = user_records(page, &context, None).expect("valid sequence numbers");
+        let users = user_records(page, &context, None).expect("valid sequence numbers").records;
         records += users.len();
         bytes += users.iter().map(|r| r.payload.approximate_len()).sum::<usize>();
         while !pipeline.has_capacity() {

@@ -158,7 +158,7 @@ impl ShardWorker {
                 }
                 batch = reader.next_batch(), if self.pipeline.has_capacity() => {
                     let batch = batch.map_err(|source| WorkerError::Source { shard_id: shard_id.clone(), source })?;
-                    self.pipeline.push(batch.records);
+                    self.pipeline.push_with_rejected(batch.records, batch.rejected);
                     match batch.shard_end {
                         None => Step::Continue,
                         Some(children) => self.finish_shard(children, &mut checkpointed).await?,
