@@ -136,7 +136,7 @@ fn main() {
         ("add_metadata", "add_metadata", "", json_records),
         ("filter", "filter", "condition = 'status >= 500 or resource matches \"^/products/9\"'", json_records),
         ("timestamp (epoch_seconds)", "timestamp", "field = \"ts\"\nformat = \"epoch_seconds\"", json_records),
-        ("window_count (1m, key resource+referrer)", "window_count", "window = \"1m\"\nkey = [\"resource\", \"referrer\"]", json_records),
+        ("window_count (1m, key resource+referrer)", "window_count", "window = \"1m\"\nkey = [\"resource\", \"referrer\"]\non_late = \"drop\"", json_records),
         ("split", "split", "", || {
             (0..RECORDS)
                 .map(|i| {

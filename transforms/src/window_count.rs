@@ -8,8 +8,8 @@
 //! window = "60s"                   # required: window length
 //! slide = "10s"                    # sliding step; default = window (tumbling); must divide window
 //! allowed_lateness = "5s"          # how long a window waits for late records; default "0s"
-//! on_late = "drop"                 # drop (default, counted as filtered) | dead_letter
-//! emit_when_idle = true            # close windows by the wall clock while the shard is idle; default true
+//! on_late = "dead_letter"          # dead_letter (default) | drop (counted as filtered)
+//! emit_when_idle = true            # keep the event clock moving while the shard is idle; default true
 //! ```
 //!
 //! Output (JSON): `{"window_start": "2026-11-01T10:00:00Z", "window_end":
@@ -27,11 +27,13 @@
 //! - The shard's event-time clock is the highest event time seen. A window
 //!   is emitted, once, when the clock passes `end + allowed_lateness`; it
 //!   is then closed. A record all of whose windows are closed is *late*: it
-//!   is dropped (`on_late = "drop"`) or dead-lettered with the reason.
+//!   is dead-lettered with the reason (default) or, with
+//!   `on_late = "drop"`, dropped.
 //! - While the shard is idle (no record during a whole tick, ticks coming
-//!   every `buffer.max_age`), the clock advances to the wall clock, so the
-//!   last windows are emitted about `end + allowed_lateness + 2 × max_age`
-//!   after their end.
+//!   every `buffer.max_age`), the clock keeps moving from the last event
+//!   time seen at wall-clock rate, so the last windows are emitted about
+//!   `allowed_lateness` plus up to two ticks after the clock passes their
+//!   end, and replayed or backfilled data stays in its own time.
 //! - At shard end (split or merge) every open window is emitted.
 //! - Checkpoints never pass a record counted in a window not yet emitted,
 //!   and the state stored with a checkpoint says which windows were emitted
@@ -65,10 +67,12 @@ pub const NAME: &str = "window_count";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnLate {
-    /// Acknowledge it without counting (counted as filtered).
-    #[default]
+    /// Acknowledge it without counting (counted as filtered). Opt-in: the
+    /// record's contribution is gone.
     Drop,
-    /// Send it to the dead-letter destination with the reason.
+    /// Send it to the dead-letter destination with the reason (default:
+    /// nothing is skipped unless the pipeline says so).
+    #[default]
     DeadLetter,
 }
 
@@ -88,11 +92,12 @@ pub struct WindowCountConfig {
     /// How long after its end a window still takes records. Default `"0s"`.
     #[serde(default = "zero")]
     pub allowed_lateness: HumanDuration,
-    /// `drop` (default) or `dead_letter`.
+    /// `dead_letter` (default) or `drop`.
     #[serde(default)]
     pub on_late: OnLate,
-    /// Advance the event-time clock to the wall clock while the shard is
-    /// idle, so the last windows are emitted. Default `true`.
+    /// Keep the event-time clock moving (from the last event, at wall-clock
+    /// rate) while the shard is idle, so the last windows are emitted.
+    /// Default `true`.
     #[serde(default = "yes")]
     pub emit_when_idle: bool,
 }

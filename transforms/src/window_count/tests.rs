@@ -89,7 +89,7 @@ fn sliding_windows_count_a_record_in_each_window() {
 
 #[test]
 fn lateness_keeps_windows_open_and_late_records_are_dropped_or_dead_lettered() {
-    let mut w = counter("window = \"10s\"\nallowed_lateness = \"5s\"");
+    let mut w = counter("window = \"10s\"\nallowed_lateness = \"5s\"\non_late = \"drop\"");
     // 12 does not close [0,10) (needs 15); 3 is late but allowed.
     let out = feed(&mut w, vec![event(1, 1, "a"), event(2, 12, "a"), event(3, 3, "a")]);
     assert!(out.is_empty());
@@ -205,7 +205,7 @@ fn restart_from_a_checkpoint_does_not_double_count() {
     let events = [(1, 0), (2, 1), (11, 0), (3, 1), (12, 0), (25, 1), (26, 0), (40, 0)];
     for checkpoint_after in 1..=events.len() {
         for crash_after in checkpoint_after..=events.len() {
-            for options in ["window = \"10s\"\nkey = [\"k\"]", "window = \"10s\"\nkey = [\"k\"]\nallowed_lateness = \"10s\"", "window = \"20s\"\nslide = \"5s\"\nkey = [\"k\"]"] {
+            for options in ["window = \"10s\"\nkey = [\"k\"]\non_late = \"drop\"", "window = \"10s\"\nkey = [\"k\"]\nallowed_lateness = \"10s\"\non_late = \"drop\"", "window = \"20s\"\nslide = \"5s\"\nkey = [\"k\"]\non_late = \"drop\""] {
                 let (got, expected) = crash_and_replay(options, &events, checkpoint_after, crash_after);
                 assert_eq!(got, expected, "{options}; checkpoint after {checkpoint_after}, crash after {crash_after}");
             }
@@ -242,7 +242,7 @@ proptest! {
         crash_extra in 0usize..40,
         shape in 0usize..3,
     ) {
-        let options = ["window = \"10s\"\nkey = [\"k\"]", "window = \"10s\"\nkey = [\"k\"]\nallowed_lateness = \"15s\"", "window = \"20s\"\nslide = \"5s\"\nkey = [\"k\"]\nallowed_lateness = \"3s\""][shape];
+        let options = ["window = \"10s\"\nkey = [\"k\"]\non_late = \"drop\"", "window = \"10s\"\nkey = [\"k\"]\nallowed_lateness = \"15s\"\non_late = \"drop\"", "window = \"20s\"\nslide = \"5s\"\nkey = [\"k\"]\nallowed_lateness = \"3s\"\non_late = \"drop\""][shape];
         let checkpoint_after = 1 + checkpoint_at % events.len();
         let crash_after = (checkpoint_after + crash_extra).min(events.len());
         let (got, expected) = crash_and_replay(options, &events, checkpoint_after, crash_after);
