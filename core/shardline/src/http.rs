@@ -29,6 +29,18 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind the metrics address {address}: {e}"))?;
     let local = listener.local_addr()?;
+    serve_routes(listener, "metrics endpoint", move |req| route(req, &telemetry), shutdown);
+    Ok(local)
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` is cancelled, answering
+/// every request with `router` (a cheap, synchronous function of the
+/// request). `name` labels log lines.
+pub(crate) fn serve_routes<R>(listener: TcpListener, name: &'static str, router: R, shutdown: CancellationToken)
+where
+    R: Fn(&Request<hyper::body::Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let router = Arc::new(router);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -38,41 +50,45 @@ pub async fn serve(
             let (stream, _) = match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!(error = %e, "metrics endpoint accept failed");
+                    tracing::warn!(error = %e, "{name} accept failed");
                     continue;
                 }
             };
-            let telemetry = telemetry.clone();
+            let router = router.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let telemetry = telemetry.clone();
-                    async move { Ok::<_, Infallible>(route(&req, &telemetry)) }
+                    let response = router(&req);
+                    async move { Ok::<_, Infallible>(response) }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
-                    tracing::debug!(error = %e, "metrics connection ended with an error");
+                    tracing::debug!(error = %e, "{name} connection ended with an error");
                 }
             });
         }
     });
-    Ok(local)
 }
 
 fn route(req: &Request<hyper::body::Incoming>, telemetry: &Telemetry) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", telemetry.render()),
-        "/health" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/ready" if telemetry.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-        "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /health or /ready\n".to_owned()),
-    };
+    match req.uri().path() {
+        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", telemetry.render()),
+        "/health" => respond(StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/ready" if telemetry.is_ready() => respond(StatusCode::OK, "text/plain", "ready\n".to_owned()),
+        "/ready" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n".to_owned()),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /health or /ready\n".to_owned()),
+    }
+}
+
+/// A response with `status`, `content_type`, `Cache-Control: no-store` and
+/// `body`.
+pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
-    }
+    let headers = response.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
     response
 }
 

@@ -2,18 +2,17 @@
 //! inline SVG chart: nothing is fetched from outside), its data
 //! (`/api/dashboard`, JSON), `/metrics` and `/health`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::state::DashboardState;
+use crate::http::respond;
 use crate::metrics::Telemetry;
 
 /// The page, compiled in.
@@ -31,31 +30,7 @@ pub(crate) async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(address).await?;
     let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, _) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "quickstart page accept failed");
-                    continue;
-                }
-            };
-            let (state, telemetry) = (state.clone(), telemetry.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let response = route(&req, &state, &telemetry);
-                    async move { Ok::<_, Infallible>(response) }
-                });
-                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
-                    tracing::debug!(error = %e, "quickstart page connection ended with an error");
-                }
-            });
-        }
-    });
+    crate::http::serve_routes(listener, "quickstart page", move |req| route(req, &state, &telemetry), shutdown);
     Ok(local)
 }
 
@@ -73,13 +48,4 @@ fn route(req: &Request<hyper::body::Incoming>, state: &DashboardState, telemetry
         "/health" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found: try /, /api/dashboard or /metrics\n".into()),
     }
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
-    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
-    response
 }

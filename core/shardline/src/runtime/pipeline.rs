@@ -86,22 +86,19 @@ pub enum PipelineError {
     },
 }
 
-/// Tries `op` until it succeeds, fails permanently, `attempts` run out or
-/// shutdown. Used for start-up calls so a briefly unreachable service does
-/// not kill the process, while a wrong endpoint still fails with its error.
-async fn with_startup_retries<T, E, F, Fut>(what: &str, attempts: u32, shutdown: &CancellationToken, mut op: F) -> Result<T, E>
-where
-    E: std::fmt::Display + Retriable,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
+/// Creates the lease table if missing (or checks the embedded store),
+/// retrying retriable failures a few times with back-off so a briefly
+/// unreachable DynamoDB does not kill the process at start, while a wrong
+/// endpoint or missing permission still fails with its error.
+async fn ensure_lease_table(store: &dyn LeaseStore, shutdown: &CancellationToken) -> Result<(), LeaseError> {
+    const ATTEMPTS: u32 = 4;
     let mut delay = Duration::from_millis(500);
     let mut attempt = 1;
     loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.retriable() && attempt < attempts && !shutdown.is_cancelled() => {
-                tracing::warn!(error = %e, attempt, "{what} failed, retrying in {delay:?}");
+        match store.ensure_table().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind().is_retriable() && attempt < ATTEMPTS && !shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, attempt, "preparing the lease table failed, retrying in {delay:?}");
                 tokio::select! {
                     _ = shutdown.cancelled() => return Err(e),
                     _ = tokio::time::sleep(delay) => {}
@@ -111,15 +108,6 @@ where
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-trait Retriable {
-    fn retriable(&self) -> bool;
-}
-impl Retriable for LeaseError {
-    fn retriable(&self) -> bool {
-        self.kind().is_retriable()
     }
 }
 
@@ -196,7 +184,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
             Arc::new(DynamoDbLeaseStore::new(client, table.clone()))
         }
     };
-    with_startup_retries("preparing the lease table", 4, &shutdown, || store.ensure_table())
+    ensure_lease_table(store.as_ref(), &shutdown)
         .await
         .map_err(|source| PipelineError::Lease { pipeline: pipeline.clone(), source })?;
 

@@ -291,17 +291,20 @@ impl ShardWorker {
             *checkpointed = Some(p.clone());
             self.telemetry.set_checkpoint(&self.pipeline_name, &shard_id, p.sequence.as_str(), p.sub_sequence);
         }
-        if let Err(e) = self.handle.release_with_state(final_checkpoint, final_state).await {
-            tracing::warn!(shard_id = %shard_id, error = %e, "lease release failed; it will expire after the failover time");
-        }
-        self.telemetry.clear_checkpoint(&self.pipeline_name, &shard_id);
+        self.release_with_state(final_checkpoint, final_state).await;
         tracing::info!(shard_id = %shard_id, "shard drained and released");
         ShardExit::Shutdown
     }
 
     async fn release(&self, final_checkpoint: Option<Checkpoint>) {
+        self.release_with_state(final_checkpoint, None).await;
+    }
+
+    /// Hands the lease back, with an optional final checkpoint and the
+    /// transform state that goes with it.
+    async fn release_with_state(&self, final_checkpoint: Option<Checkpoint>, transform_state: Option<String>) {
         let shard_id = &self.shard.shard_id;
-        if let Err(e) = self.handle.release(final_checkpoint).await {
+        if let Err(e) = self.handle.release_with_state(final_checkpoint, transform_state).await {
             tracing::warn!(shard_id = %shard_id, error = %e, "lease release failed; it will expire after the failover time");
         }
         self.telemetry.clear_checkpoint(&self.pipeline_name, shard_id);
