@@ -182,6 +182,16 @@ async fn a_cluster_down_for_20_seconds_loses_nothing() {
 
     s.kinesis.put_records(&s.stream, &batch(0, 20)).await.expect("put before");
     wait_for_docs(&os, &index, &ids(0, 20), &worker, DELIVERY_TIMEOUT).await;
+    // Visible in the index is not yet acknowledged: the bulk response may
+    // still be on its way, and a server killed now would make the engine
+    // re-send those documents (at-least-once) to the restarted, empty
+    // server. The outage starts once the engine counted them delivered.
+    wait_until(DELIVERY_TIMEOUT, "the records before the outage acknowledged", || async {
+        worker.ensure_running()?;
+        Ok(worker.metric("shardline_records_delivered_total").unwrap_or(0.0) >= 20.0)
+    })
+    .await
+    .expect("records before the outage acknowledged");
 
     // Down: killed by PID. Records written meanwhile must wait, not be dropped.
     let pid = server.pid();
