@@ -257,6 +257,22 @@ impl LeaseStore for EmbeddedLeaseStore {
         .await
     }
 
+    async fn delete_finished_lease(&self, expected: &Lease) -> Result<(), LeaseError> {
+        let mut leases = self.leases.lock().await;
+        let current = leases
+            .get(&expected.lease_key)
+            .ok_or_else(|| self.lost(&expected.lease_key, "lease does not exist"))?;
+        self.check_counter(current, expected)?;
+        if !current.is_finished() {
+            return Err(self.lost(&expected.lease_key, "lease is not at SHARD_END"));
+        }
+        let mut next = leases.clone();
+        next.remove(&expected.lease_key);
+        self.persist(&next).await?;
+        *leases = next;
+        Ok(())
+    }
+
     async fn delete_lease(&self, lease_key: &str) -> Result<(), LeaseError> {
         let mut leases = self.leases.lock().await;
         if !leases.contains_key(lease_key) {

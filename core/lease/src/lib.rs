@@ -11,11 +11,14 @@
 //!   table in DynamoDB, [`EmbeddedLeaseStore`] in a JSON file (one process).
 //! - [`sync_leases`] creates leases for newly listed shards following the
 //!   KCL's rules; [`parents_finished`] tells when a child shard may start.
+//! - [`LeaseCleanup`] deletes `SHARD_END` leases once every child shard
+//!   is being read (the KCL's `LeaseCleanupManager`).
 //! - [`LeaseCoordinator`] renews the leases this worker holds, takes expired
 //!   or unowned ones, steals to balance load, and hands each acquired lease
 //!   to the pipeline as a [`LeaseHandle`].
 #![warn(missing_docs)]
 
+mod cleanup;
 mod coordinator;
 mod dynamodb;
 mod embedded;
@@ -25,13 +28,14 @@ mod sync;
 
 use async_trait::async_trait;
 
+pub use cleanup::{cleanup_finished_leases, finished_leases_to_delete, LeaseCleanup, DEFAULT_CLEANUP_INTERVAL};
 pub use coordinator::{CoordinatorConfig, LeaseCoordinator, LeaseHandle};
 pub use dynamodb::DynamoDbLeaseStore;
 pub use embedded::EmbeddedLeaseStore;
 pub use error::LeaseError;
 pub use lease::Lease;
 pub use shardline_api::Checkpoint;
-pub use sync::{parents_finished, sync_leases};
+pub use sync::{parents_finished, sync_leases, ShardListing, Synced};
 
 /// The lease table.
 ///
@@ -118,6 +122,14 @@ pub trait LeaseStore: Send + Sync + 'static {
         expected: &Lease,
         children: &[String],
     ) -> Result<Lease, LeaseError>;
+
+    /// Deletes a finished lease (lease cleanup). Condition: the stored lease
+    /// still has `expected.lease_counter` and is checkpointed `SHARD_END`.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] when the condition fails or the lease is gone;
+    /// backend errors.
+    async fn delete_finished_lease(&self, expected: &Lease) -> Result<(), LeaseError>;
 
     /// Deletes the lease (unconditionally; deleting a missing lease is fine).
     ///

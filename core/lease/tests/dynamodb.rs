@@ -91,6 +91,14 @@ async fn store_conforms() {
 }
 
 #[tokio::test]
+async fn finished_leases_are_cleaned_up() {
+    let Some(client) = client() else { return };
+    let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(client, fresh_table()));
+    common::lease_cleanup_conformance(Arc::clone(&store)).await;
+    common::lease_cleanup_loop(store).await;
+}
+
+#[tokio::test]
 async fn writes_and_reads_kcl_attributes() {
     let Some(client) = client() else { return };
     let table = fresh_table();
@@ -100,9 +108,13 @@ async fn writes_and_reads_kcl_attributes() {
         common::shard("shardId-000000000000", &[], true),
         common::shard("shardId-000000000001", &["shardId-000000000000"], false),
     ];
-    shardline_lease::sync_leases(&store, &shards, &Checkpoint::TrimHorizon)
-        .await
-        .unwrap();
+    common::sync(&store, &shards, Checkpoint::TrimHorizon).await;
+    let parent = store.get_lease("shardId-000000000000").await.unwrap().unwrap();
+    let parent = store.take(&parent, "worker-0").await.unwrap();
+    let parent = store.checkpoint(&parent, &Checkpoint::ShardEnd, None).await.unwrap();
+    store.evict(&parent).await.unwrap();
+    // the child's lease is created once its parent reached SHARD_END
+    assert_eq!(common::sync(&store, &shards, Checkpoint::TrimHorizon).await, 1);
     let child = store
         .get_lease("shardId-000000000001")
         .await
@@ -230,12 +242,8 @@ async fn two_coordinators_split_leases() {
     let Some(client) = client() else { return };
     let store: Arc<dyn LeaseStore> = Arc::new(DynamoDbLeaseStore::new(client, fresh_table()));
     store.ensure_table().await.unwrap();
-    let shards: Vec<_> = (0..4)
-        .map(|i| common::shard(&format!("shardId-{i:012}"), &[], false))
-        .collect();
-    shardline_lease::sync_leases(store.as_ref(), &shards, &Checkpoint::Latest)
-        .await
-        .unwrap();
+    let shards = common::open_shards(4);
+    assert_eq!(common::sync(store.as_ref(), &shards, Checkpoint::Latest).await, 4);
     let config = |worker: &str| CoordinatorConfig {
         pipeline: "test".into(),
         worker_id: worker.into(),

@@ -327,6 +327,9 @@ impl LeaseStore for Unreachable {
     ) -> Result<Lease, LeaseError> {
         self.inner.update_child_shard_ids(expected, children).await
     }
+    async fn delete_finished_lease(&self, expected: &Lease) -> Result<(), LeaseError> {
+        self.inner.delete_finished_lease(expected).await
+    }
     async fn delete_lease(&self, lease_key: &str) -> Result<(), LeaseError> {
         self.inner.delete_lease(lease_key).await
     }

@@ -402,6 +402,23 @@ impl LeaseStore for DynamoDbLeaseStore {
         self.update(update).await
     }
 
+    async fn delete_finished_lease(&self, expected: &Lease) -> Result<(), LeaseError> {
+        let key = &expected.lease_key;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#counter = :expected_counter AND #checkpoint = :shard_end")
+            .expression_attribute_names("#counter", item::LEASE_COUNTER)
+            .expression_attribute_names("#checkpoint", item::CHECKPOINT)
+            .expression_attribute_values(":expected_counter", n(expected.lease_counter))
+            .expression_attribute_values(":shard_end", s(&Checkpoint::ShardEnd.sequence_string()))
+            .send()
+            .await
+            .map_err(|err| classify(err, &self.table, "delete_finished_lease", Some(key)))?;
+        Ok(())
+    }
+
     async fn delete_lease(&self, lease_key: &str) -> Result<(), LeaseError> {
         self.client
             .delete_item()
