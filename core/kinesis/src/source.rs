@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
-use aws_sdk_kinesis::types::ConsumerStatus;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::{ConsumerStatus, ShardFilter, ShardFilterType};
 use aws_sdk_kinesis::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -146,6 +147,30 @@ impl KinesisSource {
     /// # Errors
     /// Permanent errors at once; retriable ones after a few attempts.
     pub async fn list_shards(&self) -> Result<Vec<ShardInfo>, SourceError> {
+        self.list_shards_filtered(None).await
+    }
+
+    /// The shards open at `position` (`ListShards` with a `ShardFilter` of
+    /// type `AT_TRIM_HORIZON`, `AT_LATEST` or `AT_TIMESTAMP`, following
+    /// `NextToken`): what the KCL lists to fill an empty lease table.
+    /// [`StartPosition::After`] has no filter: every shard is listed.
+    ///
+    /// # Errors
+    /// Permanent errors at once; retriable ones after a few attempts.
+    pub async fn list_shards_at(&self, position: &StartPosition) -> Result<Vec<ShardInfo>, SourceError> {
+        let filter = match position {
+            StartPosition::TrimHorizon => ShardFilter::builder().r#type(ShardFilterType::AtTrimHorizon).build(),
+            StartPosition::Latest => ShardFilter::builder().r#type(ShardFilterType::AtLatest).build(),
+            StartPosition::AtTimestamp(t) => {
+                ShardFilter::builder().r#type(ShardFilterType::AtTimestamp).timestamp(DateTime::from(*t)).build()
+            }
+            StartPosition::After(_) => return self.list_shards().await,
+        };
+        let filter = filter.map_err(|e| self.ctx("ListShards", None).malformed(format!("shard filter: {e}")))?;
+        self.list_shards_filtered(Some(filter)).await
+    }
+
+    async fn list_shards_filtered(&self, filter: Option<ShardFilter>) -> Result<Vec<ShardInfo>, SourceError> {
         let mut shards = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
@@ -156,7 +181,7 @@ impl KinesisSource {
                     // a NextToken request must not name the stream
                     let request = match &token {
                         Some(token) => request.next_token(token),
-                        None => request.stream_name(&self.inner.stream),
+                        None => request.stream_name(&self.inner.stream).set_shard_filter(filter.clone()),
                     };
                     let ctx = self.ctx("ListShards", None);
                     async move { request.send().await.map_err(|e| from_sdk(e, ctx)) }

@@ -151,6 +151,40 @@ async fn list_shards_after_a_split() {
 }
 
 #[tokio::test]
+async fn list_shards_at_an_initial_position_after_a_split() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = client(&endpoint);
+    let stream = new_stream(&client, 1).await;
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    let parent = source.list_shards().await.unwrap().remove(0);
+    let before_split = std::time::SystemTime::now();
+    split_in_half(&client, &stream, &parent.shard_id).await;
+    let after_split = std::time::SystemTime::now() + Duration::from_secs(1);
+
+    let ids = |shards: Vec<shardline_api::ShardInfo>| {
+        let mut ids: Vec<String> = shards.into_iter().map(|s| s.shard_id).collect();
+        ids.sort();
+        ids
+    };
+    let all = source.list_shards().await.unwrap();
+    let mut children: Vec<String> = all.iter().filter(|s| !s.closed).map(|s| s.shard_id.clone()).collect();
+    children.sort();
+    assert_eq!(children.len(), 2, "{all:?}");
+    // AWS answers AT_TRIM_HORIZON with the shards open at the trim horizon
+    // (here the parent); kinesis-mock answers with every shard in retention
+    let at_trim_horizon = ids(source.list_shards_at(&StartPosition::TrimHorizon).await.unwrap());
+    assert!(at_trim_horizon.contains(&parent.shard_id), "{at_trim_horizon:?}");
+    assert_eq!(ids(source.list_shards_at(&StartPosition::Latest).await.unwrap()), children);
+    // likewise AT_TIMESTAMP before the split: AWS lists the parent only
+    let at_start = ids(source.list_shards_at(&StartPosition::AtTimestamp(before_split)).await.unwrap());
+    assert!(at_start.contains(&parent.shard_id), "{at_start:?}");
+    assert_eq!(ids(source.list_shards_at(&StartPosition::AtTimestamp(after_split)).await.unwrap()), children);
+    let position = Position::new(SequenceNumber::parse("1").unwrap(), 0);
+    assert_eq!(source.list_shards_at(&StartPosition::After(position)).await.unwrap().len(), 3, "no filter");
+    delete_stream(&client, &stream).await;
+}
+
+#[tokio::test]
 async fn polling_reads_aggregates_and_resumes_after_a_position() {
     let Some(endpoint) = endpoint() else { return };
     let client = client(&endpoint);

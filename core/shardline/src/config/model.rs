@@ -198,6 +198,13 @@ pub struct LeasesConfig {
     /// also written at shard end and at shutdown). Default `"5s"`.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: HumanDuration,
+    /// How often this worker scans the lease table for finished leases to
+    /// delete: a `SHARD_END` lease goes once every child shard's checkpoint
+    /// moved past its start (the KCL's `LeaseCleanupManager`). Default
+    /// `"5m"` (the KCL's `completedLeaseCleanupIntervalMillis`); at least
+    /// `"1s"`.
+    #[serde(default = "default_cleanup_interval")]
+    pub cleanup_interval: HumanDuration,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -211,6 +218,9 @@ fn default_steal() -> usize {
 }
 fn default_checkpoint_interval() -> HumanDuration {
     HumanDuration::from_secs(5)
+}
+fn default_cleanup_interval() -> HumanDuration {
+    HumanDuration::from_secs(5 * 60)
 }
 
 impl Default for LeasesConfig {
@@ -226,6 +236,7 @@ impl Default for LeasesConfig {
             max_leases_per_worker: None,
             max_leases_to_steal_at_once: default_steal(),
             checkpoint_interval: default_checkpoint_interval(),
+            cleanup_interval: default_cleanup_interval(),
         }
     }
 }

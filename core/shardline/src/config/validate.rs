@@ -193,6 +193,9 @@ impl PipelineConfig {
         if leases.failover_time.get() < std::time::Duration::from_millis(300) {
             add("leases.failover_time", "must be at least 300ms".to_owned());
         }
+        if leases.cleanup_interval.get() < std::time::Duration::from_secs(1) {
+            add("leases.cleanup_interval", "must be at least 1s".to_owned());
+        }
         if leases.max_leases_per_worker == Some(0) {
             add("leases.max_leases_per_worker", "must be at least 1".to_owned());
         }

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use shardline_api::{Checkpoint, ShardInfo, Sink};
 use shardline_aws::AwsConnection;
-use shardline_kinesis::{KinesisSource, ReadMode, ReaderOptions, SourceError};
+use shardline_kinesis::{KinesisSource, ReadMode, ReaderOptions, SourceError, StartPosition};
 use shardline_lease::{
-    CoordinatorConfig, DynamoDbLeaseStore, EmbeddedLeaseStore, LeaseCoordinator, LeaseError, LeaseHandle, LeaseStore,
+    CoordinatorConfig, DynamoDbLeaseStore, EmbeddedLeaseStore, LeaseCleanup, LeaseCoordinator, LeaseError, LeaseHandle, LeaseStore, ShardListing,
 };
 use shardline_pipeline::{DeadLetter, ShardContext, ShardPipeline};
 use tokio::task::JoinSet;
@@ -200,7 +200,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         .map(humantime::parse_rfc3339_weak)
         .transpose()
         .map_err(|e| build_error(format!("source.timestamp: {e}")))?;
-    let mut shards = sync_shards(&source, store.as_ref(), &initial)
+    let mut shards = sync_shards(&source, store.as_ref(), &initial, at_timestamp)
         .await
         .map_err(|e| match e {
             SyncError::Source(source) => PipelineError::Source { pipeline: pipeline.clone(), endpoint: source_endpoint.clone(), source },
@@ -217,6 +217,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         max_leases_to_steal_at_once: config.leases.max_leases_to_steal_at_once,
     };
     let (coordinator, mut acquired) = LeaseCoordinator::start(store.clone(), coordinator_config);
+    let cleanup = LeaseCleanup::start(store.clone(), pipeline.clone(), config.leases.cleanup_interval.get());
     let mut workers: JoinSet<(String, Result<ShardExit, WorkerError>)> = JoinSet::new();
     let mut running: HashMap<String, CancellationToken> = HashMap::new();
     let workers_shutdown = CancellationToken::new();
@@ -264,7 +265,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
                 workers.spawn(async move { (shard_id, worker.run().await) });
             }
             _ = sync_timer.tick() => {
-                match sync_shards(&source, store.as_ref(), &initial).await {
+                match sync_shards(&source, store.as_ref(), &initial, at_timestamp).await {
                     Ok(s) => shards = s,
                     Err(e) => tracing::warn!(pipeline = %pipeline, error = %e, "shard sync failed, will retry"),
                 }
@@ -276,7 +277,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
                         tracing::debug!(pipeline = %pipeline, shard_id = %shard_id, exit = ?exit, "shard worker ended");
                         if let ShardExit::ShardEnd(_) = exit {
                             // Children may be new to us: list shards now rather than at the next tick.
-                            match sync_shards(&source, store.as_ref(), &initial).await {
+                            match sync_shards(&source, store.as_ref(), &initial, at_timestamp).await {
                                 Ok(s) => shards = s,
                                 Err(e) => tracing::warn!(pipeline = %pipeline, error = %e, "shard sync failed, will retry"),
                             }
@@ -303,6 +304,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     tracing::info!(pipeline = %pipeline, shards = running.len(), "draining");
     telemetry.set_ready(&pipeline, false);
     coordinator.stop_taking();
+    cleanup.shutdown().await;
     workers_shutdown.cancel();
     let drained = tokio::time::timeout(options.shutdown_timeout, async {
         while let Some(joined) = workers.join_next().await {
@@ -397,17 +399,31 @@ enum SyncError {
     #[error(transparent)]
     Source(SourceError),
     #[error(transparent)]
-    Lease(LeaseError),
+    Lease(#[from] LeaseError),
 }
 
-/// Lists the stream's shards and creates leases for new ones.
-async fn sync_shards(source: &KinesisSource, store: &dyn LeaseStore, initial: &Checkpoint) -> Result<HashMap<String, ShardInfo>, SyncError> {
-    let shards = source.list_shards().await.map_err(SyncError::Source)?;
-    let created = shardline_lease::sync_leases(store, &shards, initial).await.map_err(SyncError::Lease)?;
-    if created > 0 {
-        tracing::info!(stream = %source.stream(), created, "created leases for new shards");
+/// Lists the stream's shards and creates leases for new ones (an empty
+/// table: only for the shards at the initial position).
+async fn sync_shards(source: &KinesisSource, store: &dyn LeaseStore, initial: &Checkpoint, at_timestamp: Option<SystemTime>) -> Result<HashMap<String, ShardInfo>, SyncError> {
+    let at_initial = match (initial, at_timestamp) {
+        (Checkpoint::Latest, _) => Some(StartPosition::Latest),
+        (Checkpoint::TrimHorizon, _) => Some(StartPosition::TrimHorizon),
+        (Checkpoint::AtTimestamp, Some(t)) => Some(StartPosition::AtTimestamp(t)),
+        _ => None,
+    };
+    let at_initial = at_initial.as_ref();
+    let list = move |listing: ShardListing| async move {
+        match (listing, at_initial) {
+            (ShardListing::AtInitialPosition, Some(position)) => source.list_shards_at(position).await,
+            _ => source.list_shards().await,
+        }
+        .map_err(SyncError::Source)
+    };
+    let synced = shardline_lease::sync_leases(store, initial, list).await?;
+    if synced.created > 0 {
+        tracing::info!(stream = %source.stream(), created = synced.created, "created leases for new shards");
     }
-    Ok(shards.into_iter().map(|s| (s.shard_id.clone(), s)).collect())
+    Ok(synced.shards.into_iter().map(|s| (s.shard_id.clone(), s)).collect())
 }
 
 /// Hands back leases the table still gives to this worker id although no

@@ -58,6 +58,17 @@ fn minimal_file_uses_defaults() {
     assert_eq!(config.leases.store, LeaseStoreKind::Embedded);
     assert_eq!(config.source.initial_position, InitialPosition::Latest);
     assert_eq!(config.lease_table(), "a");
+    assert_eq!(config.leases.cleanup_interval.get(), std::time::Duration::from_secs(300));
+}
+
+#[test]
+fn cleanup_interval_is_a_human_duration_of_at_least_a_second() {
+    let text = GOOD.replace("endpoint = \"http://127.0.0.1:8000\"", "endpoint = \"http://127.0.0.1:8000\"\ncleanup_interval = \"90s\"");
+    let config = load_str(&text, Path::new("p.toml")).expect("valid");
+    assert_eq!(config.leases.cleanup_interval.get(), std::time::Duration::from_secs(90));
+    let p = only(&GOOD.replace("endpoint = \"http://127.0.0.1:8000\"", "endpoint = \"http://127.0.0.1:8000\"\ncleanup_interval = \"10ms\""));
+    assert_eq!(p.path, "leases.cleanup_interval");
+    assert_eq!(p.location.expect("located").line, 13);
 }
 
 #[test]
