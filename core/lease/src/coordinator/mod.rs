@@ -4,7 +4,8 @@
 //!
 //! Expiry needs no clock synchronisation between workers: the taker
 //! remembers when it last saw each lease's counter change, on its own
-//! clock (see [`taker`]).
+//! clock, and scans often enough that a stopped worker's leases move within
+//! `1.5 * failover_time` (see [`taker`]).
 
 mod handle;
 mod renewer;
@@ -43,7 +44,10 @@ pub struct CoordinatorConfig {
     /// may be taken; a held lease not renewed for this long is given up.
     /// Default 10 s; at least 30 ms.
     pub failover_time: Duration,
-    /// Most leases this worker holds at once. Default unlimited.
+    /// Most readable leases this worker holds at once; leases of child
+    /// shards waiting for their parents are not counted, so they never keep
+    /// the worker from taking the parents (they count once the parents
+    /// ended). Default unlimited.
     pub max_leases_per_worker: usize,
     /// Most leases stolen from another worker in one taker run. Default 1.
     pub max_leases_to_steal_at_once: usize,
@@ -120,8 +124,11 @@ pub struct LeaseCoordinator {
 }
 
 impl LeaseCoordinator {
-    /// Spawns the renewer (every `failover_time / 3`) and the taker (every
-    /// `2 * failover_time`, first run at once) on the current tokio runtime.
+    /// Spawns the renewer (every `failover_time / 3`) and the taker (a scan
+    /// every `failover_time / 4` or a little less, first run at once;
+    /// stealing at most once per `2 * failover_time`) on the current tokio
+    /// runtime. A stopped worker's leases are held again by the others
+    /// within `1.5 * failover_time` (see [`taker`]).
     /// Every acquired lease arrives on the returned channel; dropping the
     /// receiver makes the taker hand acquired leases back.
     ///
