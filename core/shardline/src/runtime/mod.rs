@@ -1,15 +1,22 @@
 //! The process: run every pipeline until SIGINT/SIGTERM, then drain them.
 
 mod pipeline;
+mod shard_tasks;
 mod shard_worker;
+#[cfg(test)]
+mod shard_worker_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use pipeline::{run_pipeline, PipelineError, RunOptions};
 pub use shard_worker::{ShardExit, WorkerError};
 
+use std::collections::HashMap;
+
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::PipelineConfig;
+use crate::config::{LeaseStoreKind, PipelineConfig};
 
 /// Runs all `pipelines` until a signal (or `shutdown`) asks them to stop,
 /// or one fails permanently (then the others are drained too).
@@ -17,6 +24,7 @@ use crate::config::PipelineConfig;
 /// # Errors
 /// The first pipeline error.
 pub async fn run_all(pipelines: Vec<PipelineConfig>, options: RunOptions, shutdown: CancellationToken) -> Result<(), PipelineError> {
+    check_lease_tables(&pipelines)?;
     let mut set = JoinSet::new();
     for config in pipelines {
         let options = options.clone();
@@ -41,6 +49,44 @@ pub async fn run_all(pipelines: Vec<PipelineConfig>, options: RunOptions, shutdo
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Refuses two pipelines that share a lease table: every pipeline of a
+/// process uses the same worker id, so they would take and evict each
+/// other's leases. Tables are the same when the store kind and the table
+/// name are, and, for the embedded store, the state directory; for
+/// DynamoDB, the endpoint and the region.
+///
+/// # Errors
+/// [`PipelineError::SharedLeaseTable`] naming the table and both pipelines.
+pub fn check_lease_tables(pipelines: &[PipelineConfig]) -> Result<(), PipelineError> {
+    let mut seen: HashMap<(String, String), &str> = HashMap::new();
+    for config in pipelines {
+        let table = config.lease_table().to_owned();
+        let store = lease_store_location(config);
+        if let Some(first) = seen.insert((table.clone(), store.clone()), &config.name) {
+            return Err(PipelineError::SharedLeaseTable { table, store, first: first.to_owned(), second: config.name.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Where a pipeline's lease table lives, in words (also the key that tells
+/// two tables apart).
+fn lease_store_location(config: &PipelineConfig) -> String {
+    let leases = &config.leases;
+    match leases.store {
+        LeaseStoreKind::Embedded => {
+            let dir = &leases.state_dir;
+            let dir = std::fs::canonicalize(dir).or_else(|_| std::path::absolute(dir)).unwrap_or_else(|_| dir.clone());
+            format!("embedded store in {}", dir.display())
+        }
+        LeaseStoreKind::Dynamodb => {
+            let region = leases.region.as_deref().or(config.source.region.as_deref()).unwrap_or("default region");
+            let endpoint = leases.endpoint.as_deref().unwrap_or("regional endpoint");
+            format!("dynamodb at {endpoint}, {region}")
+        }
     }
 }
 
