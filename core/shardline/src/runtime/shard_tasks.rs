@@ -56,3 +56,44 @@ impl ShardTasks {
         self.waiting.drain().map(|(_, handle)| handle).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ShardTasks;
+    use crate::runtime::test_support::{wait_until, Harness};
+
+    #[tokio::test]
+    async fn a_lease_acquired_again_while_its_worker_stops_is_kept_for_the_next_worker() {
+        let harness = Harness::start(1).await;
+        let (coordinator, mut acquired) = harness.coordinator_with("w1", Duration::from_millis(300));
+        let mut tasks = ShardTasks::default();
+        let first = acquired.recv().await.expect("a lease");
+        let shard_id = first.lease_key().to_owned();
+        let first = tasks.acquired(first).expect("no worker runs yet");
+        tasks.started(&shard_id);
+        // An operator (or another worker) evicts the lease: this worker
+        // loses it, and its taker takes it again while the first worker is
+        // still stopping (stuck in a slow flush, say).
+        loop {
+            let lease = harness.store.get_lease(&shard_id).await.expect("get").expect("a lease");
+            match harness.store.evict(&lease).await {
+                Ok(_) => break,
+                Err(e) if e.is_lost() => continue, // renewed in between
+                Err(e) => panic!("evict: {e}"),
+            }
+        }
+        wait_until("the first handle lost", Duration::from_secs(10), || first.is_lost()).await;
+        let again = tokio::time::timeout(Duration::from_secs(10), acquired.recv()).await.expect("taken again").expect("a lease");
+        assert_eq!(again.lease_key(), shard_id);
+        assert!(tasks.acquired(again).is_none(), "a second worker must not start while the first runs");
+        // The first worker ends: the waiting lease gets a worker.
+        let next = tasks.ended(&shard_id).expect("the re-acquired lease waits for the next worker");
+        assert!(!next.is_lost());
+        let stored = harness.store.get_lease(&shard_id).await.expect("get").expect("a lease");
+        assert_eq!(stored.lease_owner.as_deref(), Some("w1"));
+        assert!(tasks.take_waiting().is_empty());
+        coordinator.shutdown().await;
+    }
+}

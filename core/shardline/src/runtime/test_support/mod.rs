@@ -132,14 +132,14 @@ impl Harness {
         KinesisSource::connect(client, &self.stream).await.expect("connect")
     }
 
-    /// A coordinator on the store, and its first acquired lease.
+    /// A coordinator on the store (failover time 3 s), and the channel of
+    /// the leases it acquires.
     pub(crate) async fn coordinator(&self, worker_id: &str) -> (LeaseCoordinator, tokio::sync::mpsc::Receiver<LeaseHandle>) {
-        let config = CoordinatorConfig {
-            pipeline: "runtime-test".into(),
-            worker_id: worker_id.into(),
-            failover_time: Duration::from_secs(3),
-            ..CoordinatorConfig::default()
-        };
+        self.coordinator_with(worker_id, Duration::from_secs(3))
+    }
+
+    pub(crate) fn coordinator_with(&self, worker_id: &str, failover_time: Duration) -> (LeaseCoordinator, tokio::sync::mpsc::Receiver<LeaseHandle>) {
+        let config = CoordinatorConfig { pipeline: "runtime-test".into(), worker_id: worker_id.into(), failover_time, ..CoordinatorConfig::default() };
         LeaseCoordinator::start(self.store.clone(), config)
     }
 
