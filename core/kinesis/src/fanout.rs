@@ -225,6 +225,14 @@ impl ShardReader for FanOutReader {
                     }
                     return Ok(self.finish(batch));
                 }
+                Some(Item::Failed(err @ SourceError::ResourceNotFound { .. })) => {
+                    // The shard no longer exists (past retention, or
+                    // deleted): the end of the shard, as the Java KCL's
+                    // FanOutRecordsPublisher treats it.
+                    tracing::warn!(stream = %self.source.stream(), shard_id = %self.shard_id, error = %err, "shard no longer exists, treating it as ended");
+                    self.subscription = None;
+                    return Ok(self.finish(ReadBatch { shard_end: Some(Vec::new()), ..ReadBatch::default() }));
+                }
                 Some(Item::Failed(err)) => {
                     self.subscription = None;
                     self.back_off(err).await?;

@@ -11,8 +11,15 @@
 //!
 //! Metrics (labels `pipeline`, `stream`, `shard_id`):
 //! `shardline_records_received_total`, `shardline_bytes_received_total`,
-//! `shardline_source_retries_total{reason}`, `shardline_millis_behind_latest`
-//! and `shardline_kpl_records_skipped_total`.
+//! `shardline_source_retries_total{reason}`, `shardline_millis_behind_latest`,
+//! `shardline_kpl_records_skipped_total`, `shardline_get_records_total`
+//! (calls sent) and `shardline_get_records_abandoned_total` (calls dropped
+//! before their response: the caller cancelled `next_batch` mid-call).
+//!
+//! A shard that vanished (`ResourceNotFoundException` on
+//! `GetShardIterator`, `GetRecords` or `SubscribeToShard`: past retention
+//! or deleted) is reported as the end of the shard with no children, as
+//! the Java KCL does, not as an error.
 #![warn(missing_docs)]
 // SourceError carries its context inline; it is built on the cold error path only.
 #![allow(clippy::result_large_err)]
@@ -124,7 +131,11 @@ pub trait ShardReader: Send {
     /// Only permanent errors ([`SourceError::kind`] is `Permanent`).
     ///
     /// # Cancel safety
-    /// Cancel-safe: dropping the future loses no records. State changes
+    /// Cancel-safe: dropping the future loses no records, but it abandons
+    /// a `GetRecords` call in flight (counted in
+    /// `shardline_get_records_abandoned_total`) and cuts a back-off sleep
+    /// short: keep one call alive until it completes rather than
+    /// re-creating it in a `select!` loop. State changes
     /// only once a response was fully received, and a batch that was built
     /// but not yet returned is returned by the next call.
     async fn next_batch(&mut self) -> Result<ReadBatch, SourceError>;

@@ -89,14 +89,23 @@ impl PollingReader {
 
     async fn get_records(&self, iterator: String) -> Result<GetRecordsOutput, SourceError> {
         let ctx = self.source.ctx("GetRecords", Some(&self.shard_id));
-        self.source
-            .client()
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(self.options.max_records)
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, ctx))
+        let labels = self.context.labels();
+        labels.get_records_call();
+        let mut call = AbandonedCall { labels, answered: false };
+        let sent = self.source.client().get_records().shard_iterator(iterator).limit(self.options.max_records).send().await;
+        call.answered = true;
+        sent.map_err(|e| from_sdk(e, ctx))
+    }
+
+    /// The shard no longer exists (past retention, or deleted): as the Java
+    /// KCL's `KinesisDataFetcher` does, the reader ends the shard with no
+    /// children instead of failing, so its lease is finished and the other
+    /// shards go on.
+    fn vanished(&mut self, err: &SourceError) -> ReadBatch {
+        tracing::warn!(stream = %self.source.stream(), shard_id = %self.shard_id, error = %err, "shard no longer exists, treating it as ended");
+        self.iterator = None;
+        self.finished = Some(Vec::new());
+        ReadBatch { shard_end: Some(Vec::new()), ..ReadBatch::default() }
     }
 
     /// Advances the reader past `out` and keeps its batch as pending.
@@ -177,6 +186,7 @@ impl ShardReader for PollingReader {
                         self.iterator = Some(iterator.clone());
                         iterator
                     }
+                    Err(err @ SourceError::ResourceNotFound { .. }) => return Ok(self.vanished(&err)),
                     Err(err) => {
                         self.back_off(err).await?;
                         continue;
@@ -197,8 +207,23 @@ impl ShardReader for PollingReader {
                     self.context.labels().retry("expired_iterator");
                     self.iterator = None;
                 }
+                Err(err @ SourceError::ResourceNotFound { .. }) => return Ok(self.vanished(&err)),
                 Err(err) => self.back_off(err).await?,
             }
+        }
+    }
+}
+
+/// Counts a `GetRecords` call dropped before its response arrived.
+struct AbandonedCall<'a> {
+    labels: &'a crate::telemetry::ShardLabels,
+    answered: bool,
+}
+
+impl Drop for AbandonedCall<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.labels.get_records_abandoned();
         }
     }
 }

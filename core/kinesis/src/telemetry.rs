@@ -8,6 +8,11 @@ pub const BYTES_RECEIVED: &str = "shardline_bytes_received_total";
 pub const SOURCE_RETRIES: &str = "shardline_source_retries_total";
 /// Gauge: `MillisBehindLatest` of the last response.
 pub const MILLIS_BEHIND_LATEST: &str = "shardline_millis_behind_latest";
+/// Counter: `GetRecords` calls sent.
+pub const GET_RECORDS_CALLS: &str = "shardline_get_records_total";
+/// Counter: `GetRecords` calls sent and dropped before their response
+/// arrived (each still costs one of the shard's five calls a second).
+pub const GET_RECORDS_ABANDONED: &str = "shardline_get_records_abandoned_total";
 /// Counter: KPL user records dropped because an aggregate held a user
 /// record outside the shard's hash-key range (KCL behaviour after resharding).
 pub const KPL_RECORDS_SKIPPED: &str = "shardline_kpl_records_skipped_total";
@@ -33,6 +38,16 @@ impl ShardLabels {
 
     pub(crate) fn retry(&self, reason: &'static str) {
         metrics::counter!(SOURCE_RETRIES, "pipeline" => self.pipeline.clone(), "stream" => self.stream.clone(), "shard_id" => self.shard_id.clone(), "reason" => reason)
+            .increment(1);
+    }
+
+    pub(crate) fn get_records_call(&self) {
+        metrics::counter!(GET_RECORDS_CALLS, "pipeline" => self.pipeline.clone(), "stream" => self.stream.clone(), "shard_id" => self.shard_id.clone())
+            .increment(1);
+    }
+
+    pub(crate) fn get_records_abandoned(&self) {
+        metrics::counter!(GET_RECORDS_ABANDONED, "pipeline" => self.pipeline.clone(), "stream" => self.stream.clone(), "shard_id" => self.shard_id.clone())
             .increment(1);
     }
 

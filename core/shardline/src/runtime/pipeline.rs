@@ -16,6 +16,7 @@ use shardline_pipeline::{DeadLetter, ShardContext, ShardPipeline};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::shard_tasks::ShardTasks;
 use super::shard_worker::{ShardExit, ShardWorker, WorkerError};
 use crate::config::{InitialPosition, LeaseStoreKind, PipelineConfig};
 use crate::metrics::Telemetry;
@@ -75,6 +76,20 @@ pub enum PipelineError {
         pipeline: String,
         /// Cause.
         source: LeaseError,
+    },
+    /// Two pipelines of the process name the same lease table: they would
+    /// share a worker id and take and evict each other's leases.
+    #[error("pipelines {first} and {second} share the lease table {table:?} ({store}); give each pipeline its own `[leases] table`")]
+    SharedLeaseTable {
+        /// The table name.
+        table: String,
+        /// Where the table is: the embedded store's directory, or the
+        /// DynamoDB endpoint and region.
+        store: String,
+        /// The first pipeline naming it.
+        first: String,
+        /// The second pipeline naming it.
+        second: String,
     },
     /// A shard worker failed permanently.
     #[error("pipeline {pipeline}: {source}")]
@@ -218,8 +233,8 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     };
     let (coordinator, mut acquired) = LeaseCoordinator::start(store.clone(), coordinator_config);
     let cleanup = LeaseCleanup::start(store.clone(), pipeline.clone(), config.leases.cleanup_interval.get());
-    let mut workers: JoinSet<(String, Result<ShardExit, WorkerError>)> = JoinSet::new();
-    let mut running: HashMap<String, CancellationToken> = HashMap::new();
+    let mut workers: Workers = JoinSet::new();
+    let mut tasks = ShardTasks::default();
     let workers_shutdown = CancellationToken::new();
     let mut sync_timer = tokio::time::interval(config.source.shard_sync_interval.get());
     sync_timer.tick().await;
@@ -249,20 +264,11 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
             _ = shutdown.cancelled() => break,
             handle = acquired.recv() => {
                 let Some(handle) = handle else { break };
-                let shard_id = handle.lease_key().to_owned();
-                if running.get(&shard_id).is_some_and(|t| !t.is_cancelled()) {
-                    continue;
+                let Some(handle) = tasks.acquired(handle) else { continue };
+                if let Err(message) = context.spawn(handle, &shards, &mut tasks, &mut workers, &workers_shutdown) {
+                    failure = Some(build_error(message));
+                    break;
                 }
-                let token = workers_shutdown.child_token();
-                running.insert(shard_id.clone(), token.clone());
-                let worker = match context.worker(handle, shards.get(&shard_id).cloned(), token) {
-                    Ok(w) => w,
-                    Err(message) => {
-                        failure = Some(build_error(message));
-                        break;
-                    }
-                };
-                workers.spawn(async move { (shard_id, worker.run().await) });
             }
             _ = sync_timer.tick() => {
                 match sync_shards(&source, store.as_ref(), &initial, at_timestamp).await {
@@ -271,9 +277,16 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
                 }
             }
             Some(joined) = workers.join_next() => {
+                if let Ok((shard_id, _)) = &joined {
+                    if let Some(handle) = tasks.ended(shard_id) {
+                        if let Err(message) = context.spawn(handle, &shards, &mut tasks, &mut workers, &workers_shutdown) {
+                            failure = Some(build_error(message));
+                            break;
+                        }
+                    }
+                }
                 match joined {
                     Ok((shard_id, Ok(exit))) => {
-                        running.remove(&shard_id);
                         tracing::debug!(pipeline = %pipeline, shard_id = %shard_id, exit = ?exit, "shard worker ended");
                         if let ShardExit::ShardEnd(_) = exit {
                             // Children may be new to us: list shards now rather than at the next tick.
@@ -284,7 +297,6 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
                         }
                     }
                     Ok((shard_id, Err(e))) => {
-                        running.remove(&shard_id);
                         tracing::error!(pipeline = %pipeline, shard_id = %shard_id, error = %e, "shard worker failed permanently, stopping the pipeline");
                         failure = Some(PipelineError::Worker { pipeline: pipeline.clone(), source: e });
                         break;
@@ -301,10 +313,15 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
 
     // Drain: stop taking leases, let every worker flush, checkpoint and
     // release, then stop renewing.
-    tracing::info!(pipeline = %pipeline, shards = running.len(), "draining");
+    tracing::info!(pipeline = %pipeline, shards = tasks.running(), "draining");
     telemetry.set_ready(&pipeline, false);
     coordinator.stop_taking();
     cleanup.shutdown().await;
+    for handle in tasks.take_waiting() {
+        if let Err(e) = handle.release(None).await {
+            tracing::warn!(pipeline = %pipeline, lease_key = %handle.lease_key(), error = %e, "lease release failed; it will expire after the failover time");
+        }
+    }
     workers_shutdown.cancel();
     let drained = tokio::time::timeout(options.shutdown_timeout, async {
         while let Some(joined) = workers.join_next().await {
@@ -346,7 +363,25 @@ struct WorkerContext<'a> {
     telemetry: &'a Arc<Telemetry>,
 }
 
+type Workers = JoinSet<(String, Result<ShardExit, WorkerError>)>;
+
 impl WorkerContext<'_> {
+    /// Starts a shard worker task for `handle`.
+    fn spawn(
+        &self,
+        handle: LeaseHandle,
+        shards: &HashMap<String, ShardInfo>,
+        tasks: &mut ShardTasks,
+        workers: &mut Workers,
+        workers_shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let shard_id = handle.lease_key().to_owned();
+        let worker = self.worker(handle, shards.get(&shard_id).cloned(), workers_shutdown.child_token())?;
+        tasks.started(&shard_id);
+        workers.spawn(async move { (shard_id, worker.run().await) });
+        Ok(())
+    }
+
     fn worker(&self, handle: LeaseHandle, listed: Option<ShardInfo>, shutdown: CancellationToken) -> Result<ShardWorker, String> {
         let lease = handle.snapshot();
         // The lease carries lineage and hash range, so a shard this process

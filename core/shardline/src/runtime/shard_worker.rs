@@ -2,11 +2,13 @@
 //! push through the pipeline, checkpoint the acknowledgement watermark,
 //! and stop at once when the lease is lost.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use shardline_api::{Checkpoint, Position, ShardInfo, Sink};
-use shardline_kinesis::{KinesisSource, ReadMode, ReaderOptions, SourceError, StartPosition};
+use shardline_kinesis::{KinesisSource, ReadBatch, ReadMode, ReaderOptions, ShardReader, SourceError, StartPosition};
 use shardline_lease::{LeaseError, LeaseHandle, LeaseStore};
 use shardline_pipeline::{PipelineEvent, ShardPipeline};
 use tokio::time::Instant;
@@ -71,6 +73,38 @@ enum Step {
     Exit(ShardExit),
 }
 
+/// What became of one attempt to write a checkpoint. Only `Written`
+/// counts: the others leave the watermark pending, so it is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CheckpointWrite {
+    /// The lease store holds the checkpoint.
+    Written,
+    /// Not written: the sink flush or the lease store failed retriably.
+    Postponed,
+    /// Not written: the lease is lost.
+    Lost,
+}
+
+/// Attempts of the final sink flush and checkpoint at shutdown before the
+/// lease is released without them (the whole drain is also bounded by the
+/// process's shutdown timeout).
+const SHUTDOWN_CHECKPOINT_ATTEMPTS: u32 = 5;
+/// First pause between two shutdown attempts; doubles each time.
+const SHUTDOWN_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+type Reader = Box<dyn ShardReader>;
+/// A `next_batch` call that owns its reader while it runs, so it survives
+/// the other branches of the worker's `select!` and hands the reader back
+/// when it completes.
+type Fetch = Pin<Box<dyn Future<Output = (Reader, Result<ReadBatch, SourceError>)> + Send>>;
+
+fn fetch(mut reader: Reader) -> Fetch {
+    Box::pin(async move {
+        let result = reader.next_batch().await;
+        (reader, result)
+    })
+}
+
 impl ShardWorker {
     /// Runs the shard until it ends, the lease is lost, or shutdown.
     ///
@@ -82,7 +116,7 @@ impl ShardWorker {
         let lease = self.handle.snapshot();
         if lease.checkpoint.is_shard_end() {
             tracing::info!(shard_id = %shard_id, "shard already finished, releasing lease");
-            self.release(None).await;
+            self.release().await;
             return Ok(ShardExit::ShardEnd(lease.child_shard_ids));
         }
         // Parents first: a child is not read until every parent was read to
@@ -97,7 +131,7 @@ impl ShardWorker {
             tokio::select! {
                 _ = lost.cancelled() => return Ok(ShardExit::Lost),
                 _ = self.shutdown.cancelled() => {
-                    self.release(None).await;
+                    self.release().await;
                     return Ok(ShardExit::Shutdown);
                 }
                 _ = tokio::time::sleep(self.parent_poll_interval) => {}
@@ -126,9 +160,18 @@ impl ShardWorker {
             }
         }
         tracing::info!(shard_id = %shard_id, checkpoint = %lease.checkpoint, "shard worker started");
-        let mut reader = self.source.reader(&self.shard, start, &self.read_mode, self.reader_options.clone());
+        // The reader is either idle (`Some`) or inside the one in-flight
+        // `next_batch` call, which is kept across iterations: a branch that
+        // wins the `select!` must not abandon a GetRecords mid-flight (it
+        // costs one of the shard's five calls a second) or cut a back-off
+        // short.
+        let mut reader = Some(self.source.reader(&self.shard, start, &self.read_mode, self.reader_options.clone()));
+        let mut in_flight: Option<Fetch> = None;
         let mut last_checkpoint_at = Instant::now();
         loop {
+            if in_flight.is_none() && self.pipeline.has_capacity() {
+                in_flight = reader.take().map(fetch);
+            }
             let due = pending(&self.pipeline.checkpoint(), &checkpointed)
                 .then(|| last_checkpoint_at + self.checkpoint_interval);
             let step = tokio::select! {
@@ -156,7 +199,9 @@ impl ShardWorker {
                     }
                     Step::Continue
                 }
-                batch = reader.next_batch(), if self.pipeline.has_capacity() => {
+                (idle, batch) = next_of(&mut in_flight), if in_flight.is_some() => {
+                    in_flight = None;
+                    reader = Some(idle);
                     let batch = batch.map_err(|source| WorkerError::Source { shard_id: shard_id.clone(), source })?;
                     self.pipeline.push_with_rejected(batch.records, batch.rejected);
                     match batch.shard_end {
@@ -171,9 +216,10 @@ impl ShardWorker {
         }
     }
 
-    /// Writes the watermark if it moved. Lost leases are handled by the
-    /// caller through the `lost` token; retriable failures wait for the next
-    /// try.
+    /// Writes the watermark if it moved. Only a checkpoint that was
+    /// written moves `checkpointed`: a postponed one stays pending and is
+    /// tried again at the next tick, even when the shard is idle. Lost
+    /// leases are handled by the caller through the `lost` token.
     async fn checkpoint_progress(&mut self, checkpointed: &mut Option<Position>) -> Result<(), WorkerError> {
         let Some(position) = self.pipeline.checkpoint() else { return Ok(()) };
         if checkpointed.as_ref() == Some(&position) {
@@ -182,34 +228,78 @@ impl ShardWorker {
         // Taken together, with no await between: the state matches the
         // position.
         let state = self.pipeline.checkpoint_state();
-        self.write_checkpoint(Checkpoint::At(position.clone()), state).await?;
-        if !self.handle.is_lost() {
+        if self.write_checkpoint(Checkpoint::At(position.clone()), state).await? == CheckpointWrite::Written {
             *checkpointed = Some(position);
         }
         Ok(())
     }
 
-    async fn write_checkpoint(&self, checkpoint: Checkpoint, transform_state: Option<String>) -> Result<(), WorkerError> {
+    /// Flushes the sink, then writes `checkpoint`, and says whether it was
+    /// written.
+    ///
+    /// # Errors
+    /// [`WorkerError::Lease`] for a permanent lease store error.
+    async fn write_checkpoint(&self, checkpoint: Checkpoint, transform_state: Option<String>) -> Result<CheckpointWrite, WorkerError> {
         let shard_id = &self.shard.shard_id;
         // Make what the sink acknowledged durable before the checkpoint
         // says so.
         if let Err(e) = self.sink.flush().await {
             tracing::warn!(shard_id = %shard_id, error = %e, "sink flush failed, checkpoint postponed");
-            return Ok(());
+            return Ok(CheckpointWrite::Postponed);
         }
         match self.handle.checkpoint_with_state(checkpoint.clone(), transform_state).await {
             Ok(()) => {
                 tracing::debug!(shard_id = %shard_id, checkpoint = %checkpoint, "checkpointed");
                 self.telemetry.set_checkpoint(&self.pipeline_name, shard_id, &checkpoint.sequence_string(), checkpoint.sub_sequence());
-                Ok(())
+                Ok(CheckpointWrite::Written)
             }
-            Err(e) if e.is_lost() => Ok(()),
+            Err(e) if e.is_lost() => Ok(CheckpointWrite::Lost),
             Err(e) if e.kind().is_retriable() => {
                 tracing::warn!(shard_id = %shard_id, error = %e, "checkpoint failed, will retry");
-                Ok(())
+                Ok(CheckpointWrite::Postponed)
             }
             Err(e) => Err(WorkerError::Lease { shard_id: shard_id.clone(), source: e }),
         }
+    }
+
+    /// At shutdown: writes the watermark if it moved, retrying a postponed
+    /// write (sink flush or lease store) a bounded number of times.
+    /// `Written` also when there was nothing to write.
+    async fn checkpoint_at_shutdown(&mut self, checkpointed: &mut Option<Position>) -> CheckpointWrite {
+        let shard_id = self.shard.shard_id.clone();
+        let Some(position) = self.pipeline.checkpoint().filter(|p| checkpointed.as_ref() != Some(p)) else {
+            return CheckpointWrite::Written;
+        };
+        let state = self.pipeline.checkpoint_state();
+        let lost = self.handle.lost();
+        let mut delay = SHUTDOWN_RETRY_DELAY;
+        for attempt in 1..=SHUTDOWN_CHECKPOINT_ATTEMPTS {
+            let outcome = match self.write_checkpoint(Checkpoint::At(position.clone()), state.clone()).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(shard_id = %shard_id, error = %e, "final checkpoint failed permanently");
+                    return CheckpointWrite::Postponed;
+                }
+            };
+            match outcome {
+                CheckpointWrite::Written => {
+                    *checkpointed = Some(position);
+                    return outcome;
+                }
+                CheckpointWrite::Lost => return outcome,
+                CheckpointWrite::Postponed if attempt == SHUTDOWN_CHECKPOINT_ATTEMPTS => {}
+                CheckpointWrite::Postponed => {
+                    tracing::info!(shard_id = %shard_id, attempt, retry_in = ?delay, "final checkpoint postponed, retrying before releasing the lease");
+                    tokio::select! {
+                        _ = lost.cancelled() => return CheckpointWrite::Lost,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay *= 2;
+                }
+            }
+        }
+        tracing::warn!(shard_id = %shard_id, attempts = SHUTDOWN_CHECKPOINT_ATTEMPTS, "final checkpoint not written; the next owner re-reads from the last checkpoint");
+        CheckpointWrite::Postponed
     }
 
     /// The shard is closed and fully read: drain, checkpoint SHARD_END once
@@ -232,20 +322,20 @@ impl ShardWorker {
             return Ok(Step::Continue);
         }
         loop {
-            self.write_checkpoint(Checkpoint::ShardEnd, None).await?;
-            if self.handle.is_lost() {
-                return Ok(Step::Exit(ShardExit::Lost));
-            }
-            if self.handle.snapshot().checkpoint.is_shard_end() {
-                break;
+            match self.write_checkpoint(Checkpoint::ShardEnd, None).await? {
+                CheckpointWrite::Written => break,
+                CheckpointWrite::Lost => return Ok(Step::Exit(ShardExit::Lost)),
+                CheckpointWrite::Postponed => {}
             }
             // Retriable failure (sink flush or lease store): every record is
             // acknowledged, so on shutdown the last position is checkpointed
             // and the next owner only finds the shard's end.
             tokio::select! {
                 _ = self.shutdown.cancelled() => {
-                    let last = self.pipeline.checkpoint().filter(|p| checkpointed.as_ref() != Some(p)).map(Checkpoint::At);
-                    self.release(last).await;
+                    if self.checkpoint_at_shutdown(checkpointed).await == CheckpointWrite::Lost {
+                        return Ok(Step::Exit(ShardExit::Lost));
+                    }
+                    self.release().await;
                     return Ok(Step::Exit(ShardExit::Shutdown));
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -257,12 +347,13 @@ impl ShardWorker {
             }
         }
         tracing::info!(shard_id = %shard_id, children = ?children, "shard finished, checkpointed SHARD_END");
-        self.release(None).await;
+        self.release().await;
         Ok(Step::Exit(ShardExit::ShardEnd(children)))
     }
 
     /// Graceful shutdown: flush the buffer, wait for every in-flight batch,
-    /// checkpoint the watermark, hand the lease back.
+    /// checkpoint the watermark (retrying a postponed write a few times),
+    /// hand the lease back.
     async fn drain_and_release(&mut self, checkpointed: &mut Option<Position>) -> ShardExit {
         let shard_id = self.shard.shard_id.clone();
         let lost = self.handle.lost();
@@ -275,36 +366,18 @@ impl ShardWorker {
         }
         // `drain` leaves open windows open: their records are after the
         // checkpoint and are replayed by the next owner.
-        let final_checkpoint = match self.pipeline.checkpoint() {
-            Some(p) if checkpointed.as_ref() != Some(&p) => Some(Checkpoint::At(p)),
-            _ => None,
-        };
-        let final_state = final_checkpoint.as_ref().and_then(|_| self.pipeline.checkpoint_state());
-        if final_checkpoint.is_some() {
-            if let Err(e) = self.sink.flush().await {
-                tracing::warn!(shard_id = %shard_id, error = %e, "sink flush failed at shutdown; not checkpointing past it");
-                self.release(None).await;
-                return ShardExit::Shutdown;
-            }
+        if self.checkpoint_at_shutdown(checkpointed).await == CheckpointWrite::Lost {
+            return ShardExit::Lost;
         }
-        if let Some(Checkpoint::At(p)) = &final_checkpoint {
-            *checkpointed = Some(p.clone());
-            self.telemetry.set_checkpoint(&self.pipeline_name, &shard_id, p.sequence.as_str(), p.sub_sequence);
-        }
-        self.release_with_state(final_checkpoint, final_state).await;
+        self.release().await;
         tracing::info!(shard_id = %shard_id, "shard drained and released");
         ShardExit::Shutdown
     }
 
-    async fn release(&self, final_checkpoint: Option<Checkpoint>) {
-        self.release_with_state(final_checkpoint, None).await;
-    }
-
-    /// Hands the lease back, with an optional final checkpoint and the
-    /// transform state that goes with it.
-    async fn release_with_state(&self, final_checkpoint: Option<Checkpoint>, transform_state: Option<String>) {
+    /// Hands the lease back (checkpoints were written before).
+    async fn release(&self) {
         let shard_id = &self.shard.shard_id;
-        if let Err(e) = self.handle.release_with_state(final_checkpoint, transform_state).await {
+        if let Err(e) = self.handle.release(None).await {
             tracing::warn!(shard_id = %shard_id, error = %e, "lease release failed; it will expire after the failover time");
         }
         self.telemetry.clear_checkpoint(&self.pipeline_name, shard_id);
@@ -316,6 +389,14 @@ fn pending(watermark: &Option<Position>, checkpointed: &Option<Position>) -> boo
         (Some(w), Some(c)) => w > c,
         (Some(_), None) => true,
         _ => false,
+    }
+}
+
+/// The result of the in-flight fetch; never resolves when there is none.
+async fn next_of(in_flight: &mut Option<Fetch>) -> (Reader, Result<ReadBatch, SourceError>) {
+    match in_flight {
+        Some(fetch) => fetch.await,
+        None => std::future::pending().await,
     }
 }
 
