@@ -4,8 +4,16 @@
 //! all use the same HTTP stack (hyper 1 + rustls with the `ring` provider; no
 //! OpenSSL, no aws-lc), the standard credential chain (environment, shared
 //! profile, web identity, ECS and EC2 instance metadata) and the same
-//! handling of `region` and `endpoint` overrides.
+//! handling of `region` and `endpoint` overrides, and every call is bounded
+//! by an operation timeout and an attempt timeout ([`Timeouts`]). Their
+//! errors are classified once, in [`classify`].
 #![warn(missing_docs)]
+
+pub mod classify;
+mod timeouts;
+
+pub use classify::{classify, classify_response, Reason};
+pub use timeouts::Timeouts;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -29,6 +37,8 @@ pub struct AwsConnection {
     pub endpoint: Option<String>,
     /// Named profile from the shared config files; `None` uses the default.
     pub profile: Option<String>,
+    /// Bounds of every call made with this connection.
+    pub timeouts: Timeouts,
 }
 
 /// The one HTTP client type every AWS client in the process uses.
@@ -44,7 +54,9 @@ pub fn http_client() -> SharedHttpClient {
 /// the first request, so this call does no network I/O beyond what the
 /// region provider chain may do when no region is configured.
 pub async fn load_sdk_config(connection: &AwsConnection) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .timeout_config(connection.timeouts.sdk_config());
     if let Some(profile) = &connection.profile {
         loader = loader.profile_name(profile);
     }
@@ -64,13 +76,20 @@ pub async fn load_sdk_config(connection: &AwsConnection) -> SdkConfig {
 }
 
 /// Test support: an [`SdkConfig`] with static credentials for an emulator at
-/// `endpoint` in `us-east-1`. Never reads the environment.
+/// `endpoint` in `us-east-1`, with the default [`Timeouts`]. Never reads the
+/// environment.
 pub fn emulator_sdk_config(endpoint: &str) -> SdkConfig {
+    emulator_sdk_config_with(endpoint, Timeouts::default())
+}
+
+/// [`emulator_sdk_config`] with the given `timeouts`.
+pub fn emulator_sdk_config_with(endpoint: &str, timeouts: Timeouts) -> SdkConfig {
     let credentials = aws_credential_types::Credentials::new("test", "test", None, None, "shardline-emulator");
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(http_client())
         .region(Region::new(DEFAULT_REGION))
+        .timeout_config(timeouts.sdk_config())
         .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
         .build()

@@ -1,13 +1,14 @@
 //! The source's error type and the classification of AWS SDK errors into
-//! retriable and permanent ones.
+//! retriable and permanent ones: Kinesis's own codes here, the rest by the
+//! shared classifier in `shardline_aws::classify`.
 
 use std::fmt;
 
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use aws_smithy_types::event_stream::RawMessage;
 use shardline_api::ErrorKind;
+use shardline_aws::classify::ResponseStatus;
+use shardline_aws::Reason;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -250,24 +251,8 @@ impl CallContext<'_> {
     }
 }
 
-/// The HTTP status of a raw response, when there is one.
-pub(crate) trait ResponseStatus {
-    fn status_code(&self) -> Option<u16>;
-}
-
-impl ResponseStatus for HttpResponse {
-    fn status_code(&self) -> Option<u16> {
-        Some(self.status().as_u16())
-    }
-}
-
-impl ResponseStatus for RawMessage {
-    fn status_code(&self) -> Option<u16> {
-        None
-    }
-}
-
-/// Converts an SDK error into a classified [`SourceError`].
+/// Converts an SDK error into a classified [`SourceError`]: Kinesis's own
+/// codes here, everything generic by [`shardline_aws::classify`].
 pub(crate) fn from_sdk<E, R>(err: SdkError<E, R>, ctx: CallContext<'_>) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -277,17 +262,18 @@ where
     let shard_id = ctx.shard_id.map(str::to_owned);
     let operation = ctx.operation;
     let endpoint = ctx.endpoint.to_owned();
+    let reason = shardline_aws::classify(&err);
     match err {
-        SdkError::TimeoutError(_) => SourceError::Timeout { stream, shard_id, operation, endpoint },
         SdkError::ServiceError(service) => {
             let status = service.raw().status_code();
             let err = service.into_err();
             classify_service(err.code().unwrap_or("Unknown"), err.message().unwrap_or(""), status, ctx)
         }
-        SdkError::ConstructionFailure(_) => SourceError::Malformed {
+        _ if reason == Reason::Timeout => SourceError::Timeout { stream, shard_id, operation, endpoint },
+        other if !reason.is_retriable() => SourceError::Malformed {
             stream,
             shard_id,
-            message: format!("cannot build the {operation} request: {}", DisplayErrorContext(&err)),
+            message: format!("cannot send the {operation} request ({reason}): {}", DisplayErrorContext(&other)),
         },
         other => {
             // DispatchFailure, ResponseError (a response that could not be
@@ -301,49 +287,52 @@ where
     }
 }
 
-/// Classifies an error code answered by Kinesis.
+/// Classifies an error code answered by Kinesis. Kinesis's own codes
+/// first; the rest by [`shardline_aws::classify_response`].
 pub(crate) fn classify_service(code: &str, message: &str, status: Option<u16>, ctx: CallContext<'_>) -> SourceError {
     let stream = ctx.stream.to_owned();
     let shard_id = ctx.shard_id.map(str::to_owned);
     let operation = ctx.operation;
     let message = message.to_owned();
+    let access_denied = |stream, message| SourceError::AccessDenied { stream, operation, endpoint: ctx.endpoint.to_owned(), message };
     match code {
         "ResourceNotFoundException" if operation == "DescribeStreamSummary" => {
             SourceError::StreamNotFound { stream, endpoint: ctx.endpoint.to_owned() }
         }
         "ResourceNotFoundException" => SourceError::ResourceNotFound { stream, shard_id, operation, message },
-        "AccessDeniedException" | "KMSAccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException"
-        | "MissingAuthenticationToken" | "IncompleteSignature" => {
-            SourceError::AccessDenied { stream, operation, endpoint: ctx.endpoint.to_owned(), message }
-        }
+        "KMSAccessDeniedException" => access_denied(stream, message),
         "InvalidArgumentException" | "ValidationException" | "SerializationException" => {
             SourceError::InvalidArgument { stream, shard_id, operation, message }
         }
-        "ProvisionedThroughputExceededException" | "LimitExceededException" | "KMSThrottlingException"
-        | "ThrottlingException" | "Throttling" | "RequestLimitExceeded" | "TooManyRequestsException" => {
-            SourceError::Throttled { stream, shard_id, operation, code: code.to_owned() }
-        }
+        // KMS throttles the stream's key: as any throttling.
+        "KMSThrottlingException" => SourceError::Throttled { stream, shard_id, operation, code: code.to_owned() },
         "ExpiredIteratorException" => {
             SourceError::ExpiredIterator { stream, shard_id: shard_id.unwrap_or_default() }
         }
         "ResourceInUseException" => SourceError::ResourceInUse { stream, shard_id, operation, message },
         _ => {
-            let server_side = !matches!(status, Some(s) if s < 500) && !code.starts_with("KMS");
-            let retriable = server_side
-                || matches!(
-                    code,
-                    "InternalFailure" | "InternalFailureException" | "ServiceUnavailable" | "InternalServerError"
-                        | "ExpiredNextTokenException" | "ExpiredTokenException" | "RequestTimeout" | "RequestExpired"
-                );
-            SourceError::Service {
-                stream,
-                shard_id,
-                operation,
-                endpoint: ctx.endpoint.to_owned(),
-                code: code.to_owned(),
-                status,
-                message,
-                retriable,
+            let reason = shardline_aws::classify_response(status, Some(code));
+            let retriable = match code {
+                // ListShards' pagination token lapsed: list again.
+                "ExpiredNextTokenException" => true,
+                // The stream's KMS key is disabled, missing or not opted
+                // in: no retry heals it, whatever the status.
+                _ if code.starts_with("KMS") => false,
+                _ => reason.is_retriable(),
+            };
+            match reason {
+                Reason::Throttling => SourceError::Throttled { stream, shard_id, operation, code: code.to_owned() },
+                Reason::AccessDenied | Reason::InvalidCredentials => access_denied(stream, format!("{code}: {message}")),
+                _ => SourceError::Service {
+                    stream,
+                    shard_id,
+                    operation,
+                    endpoint: ctx.endpoint.to_owned(),
+                    code: code.to_owned(),
+                    status,
+                    message,
+                    retriable,
+                },
             }
         }
     }
@@ -370,6 +359,39 @@ mod tests {
         assert_eq!(kind("InvalidArgumentException", Some(400)), ErrorKind::Permanent);
         assert_eq!(kind("KMSDisabledException", Some(400)), ErrorKind::Permanent);
         assert_eq!(kind("SomethingNew", Some(400)), ErrorKind::Permanent);
+        assert_eq!(kind("ExpiredNextTokenException", Some(400)), ErrorKind::Retriable);
+        assert_eq!(kind("KMSInvalidStateException", None), ErrorKind::Permanent);
+        assert_eq!(kind("InternalFailure", None), ErrorKind::Retriable);
+    }
+
+    #[test]
+    fn generic_codes_follow_the_shared_classifier() {
+        for code in shardline_aws::classify::THROTTLING_ERRORS {
+            assert!(matches!(classify_service(code, "m", Some(400), CTX), SourceError::Throttled { .. }), "{code}");
+        }
+        for code in shardline_aws::classify::EXPIRED_CREDENTIAL_CODES {
+            assert_eq!(classify_service(code, "m", Some(400), CTX).kind(), ErrorKind::Retriable, "{code}");
+        }
+        for code in shardline_aws::classify::INVALID_CREDENTIAL_CODES {
+            let e = classify_service(code, "m", Some(400), CTX);
+            assert!(matches!(e, SourceError::AccessDenied { .. }), "{code}: {e}");
+        }
+        assert!(matches!(classify_service("KMSAccessDeniedException", "m", Some(400), CTX), SourceError::AccessDenied { .. }));
+    }
+
+    #[test]
+    fn failures_without_an_answer() {
+        use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        type E = SdkError<GetRecordsError, HttpResponse>;
+        let timeout: E = SdkError::timeout_error("slow");
+        assert!(matches!(from_sdk(timeout, CTX), SourceError::Timeout { .. }));
+        let reset: E = SdkError::dispatch_failure(ConnectorError::io("reset".into()));
+        let reset = from_sdk(reset, CTX);
+        assert!(matches!(reset, SourceError::Transport { .. }) && reset.kind() == ErrorKind::Retriable, "{reset}");
+        let user: E = SdkError::dispatch_failure(ConnectorError::user("bad endpoint".into()));
+        assert_eq!(from_sdk(user, CTX).kind(), ErrorKind::Permanent);
     }
 
     #[test]

@@ -1,37 +1,19 @@
-//! Errors of DynamoDB calls, classified: throttling, 5xx, timeouts and
-//! connection failures are retriable; a missing table or denied access is
-//! permanent and names the table; anything else DynamoDB refuses (a
+//! Errors of DynamoDB calls, classified by the shared
+//! `shardline_aws::classify` plus DynamoDB's own codes: throttling, 5xx,
+//! timeouts, connection failures and expired credentials are retriable; a
+//! missing table, denied access or invalid credentials are permanent and
+//! name the table; anything else DynamoDB refuses (a
 //! `ValidationException`, another 4xx) is a refused request, which the
 //! writer answers by isolating the bad item(s).
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use shardline_aws::Reason;
 use shardline_plugin_sdk::{ErrorKind, SinkError};
 
-/// Error codes DynamoDB (or its front end) uses for throttling and
-/// transient trouble.
-const RETRIABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "Throttling",
-    "RequestLimitExceeded",
-    "LimitExceededException",
-    "InternalServerError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "TransactionConflictException",
-];
-
-/// Codes meaning the credentials may not use the table.
-const ACCESS_CODES: &[&str] = &[
-    "AccessDeniedException",
-    "UnrecognizedClientException",
-    "MissingAuthenticationTokenException",
-    "InvalidSignatureException",
-    "ExpiredTokenException",
-    "IncompleteSignature",
-];
+/// DynamoDB's own codes that clear by themselves (a concurrent
+/// transaction on the item); the generic ones are the shared classifier's.
+const DYNAMODB_RETRIABLE_CODES: &[&str] = &["TransactionConflictException"];
 
 /// A failed DynamoDB call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,34 +112,31 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let table = table.to_owned();
-    let (code, message, status) = match &err {
-        SdkError::ServiceError(service) => (
-            service.err().code().unwrap_or("").to_owned(),
-            service.err().message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
-            Some(service.raw().status().as_u16()),
-        ),
-        SdkError::TimeoutError(_) => ("timeout".to_owned(), DisplayErrorContext(&err).to_string(), None),
-        SdkError::DispatchFailure(_) => ("connection".to_owned(), DisplayErrorContext(&err).to_string(), None),
-        SdkError::ResponseError(_) => ("response".to_owned(), DisplayErrorContext(&err).to_string(), None),
-        SdkError::ConstructionFailure(_) => {
-            return DynamoError::Refused { table, operation, code: "construction".to_owned(), message: DisplayErrorContext(&err).to_string() };
-        }
-        _ => (String::new(), DisplayErrorContext(&err).to_string(), None),
-    };
-    classify_code(table, operation, code, message, status)
+    let message = || DisplayErrorContext(&err).to_string();
+    if let SdkError::ServiceError(service) = &err {
+        let code = service.err().code().unwrap_or("").to_owned();
+        let message = service.err().message().map(str::to_owned).unwrap_or_else(message);
+        return classify_code(table, operation, code, message, Some(service.raw().status().as_u16()));
+    }
+    match shardline_aws::classify(&err) {
+        Reason::Timeout => DynamoError::Unavailable { table, operation, code: "timeout".to_owned(), message: message() },
+        Reason::UnreadableResponse => DynamoError::Unavailable { table, operation, code: "response".to_owned(), message: message() },
+        reason if reason.is_retriable() => DynamoError::Unavailable { table, operation, code: "connection".to_owned(), message: message() },
+        reason => DynamoError::Refused { table, operation, code: reason.as_str().to_owned(), message: message() },
+    }
 }
 
-/// Classifies a service answer by its code and HTTP status.
+/// Classifies a service answer by its code and HTTP status: DynamoDB's own
+/// codes here, the rest by [`shardline_aws::classify_response`].
 pub fn classify_code(table: String, operation: &'static str, code: String, message: String, status: Option<u16>) -> DynamoError {
     if code == "ResourceNotFoundException" {
         return DynamoError::TableMissing { table, operation, message };
     }
-    if ACCESS_CODES.contains(&code.as_str()) || status == Some(403) {
+    let reason = shardline_aws::classify_response(status, Some(&code));
+    if matches!(reason, Reason::AccessDenied | Reason::InvalidCredentials) {
         return DynamoError::AccessDenied { table, operation, message: format!("{code}: {message}") };
     }
-    // No status: a timeout or connection failure; 5xx and 429: transient.
-    let transient_status = !matches!(status, Some(s) if s < 500 && s != 429);
-    if RETRIABLE_CODES.contains(&code.as_str()) || transient_status {
+    if DYNAMODB_RETRIABLE_CODES.contains(&code.as_str()) || reason.is_retriable() {
         return DynamoError::Unavailable { table, operation, code, message };
     }
     DynamoError::Refused { table, operation, code, message }
@@ -185,6 +164,23 @@ mod tests {
         ] {
             let e = classified(code, status);
             assert_eq!(e.kind(), ErrorKind::Retriable, "{code} {status:?}: {e}");
+        }
+    }
+
+    /// An expired session token is retriable, as in the Kinesis source and
+    /// the lease store (all three use `shardline_aws::classify`). Before,
+    /// the sink called it access denied and dead-lettered the records.
+    #[test]
+    fn expired_credentials_are_retriable_like_the_source() {
+        for code in ["ExpiredTokenException", "ExpiredToken", "RequestExpired"] {
+            let e = classified(code, Some(400));
+            assert!(matches!(e, DynamoError::Unavailable { .. }), "{code}: {e}");
+            assert!(!e.is_table_level(), "{code}");
+            let shared = shardline_aws::classify_response(Some(400), Some(code)).kind();
+            assert_eq!(e.kind(), shared, "{code}: the sink disagrees with the shared classifier");
+        }
+        for code in ["UnrecognizedClientException", "InvalidSignatureException", "MissingAuthenticationTokenException"] {
+            assert!(matches!(classified(code, Some(400)), DynamoError::AccessDenied { .. }), "{code}");
         }
     }
 

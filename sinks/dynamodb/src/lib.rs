@@ -44,9 +44,8 @@ pub mod size;
 pub mod writer;
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
-use shardline_aws::AwsConnection;
+use shardline_aws::{AwsConnection, Timeouts};
 use shardline_plugin_sdk::{async_trait, ConfigProblem, InitContext, PluginInfo, Record, RecordStatus, SinkError, SinkPlugin};
 
 pub use config::Config;
@@ -67,11 +66,15 @@ pub struct DynamoDbSink {
 /// A DynamoDB client for `config`: the shared AWS settings, no SDK retries
 /// (the sink retries), `request_timeout` per attempt.
 pub async fn client(config: &Config) -> Client {
-    let connection = AwsConnection { region: config.region.clone(), endpoint: config.endpoint.clone(), profile: config.profile.clone() };
+    let connection = AwsConnection {
+        region: config.region.clone(),
+        endpoint: config.endpoint.clone(),
+        profile: config.profile.clone(),
+        timeouts: Timeouts::for_attempts(config.request_timeout.get(), 1),
+    };
     let sdk = shardline_aws::load_sdk_config(&connection).await;
     let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .retry_config(RetryConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(config.request_timeout.get()).build())
         .build();
     Client::from_conf(dynamodb)
 }

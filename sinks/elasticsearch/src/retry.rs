@@ -22,7 +22,10 @@ pub fn status_kind(status: u16) -> ErrorKind {
         408 | 429 | 500..=599 => ErrorKind::Retriable,
         // Credentials that expired or a role being fixed: stall and retry
         // (healthcheck refuses them at start), rather than dead-letter every
-        // record while the cluster is fine.
+        // record while the cluster is fine. This differs from the shared
+        // AWS classifier (`shardline_aws::classify`: expired credentials
+        // retriable, invalid ones permanent) because a cluster's 401/403
+        // carries no AWS error code saying which of the two it is.
         401 | 403 => ErrorKind::Retriable,
         _ => ErrorKind::Permanent,
     }

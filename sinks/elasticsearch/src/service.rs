@@ -102,7 +102,7 @@ impl Service {
             }
             Some(Auth::ApiKey { api_key }) => Authenticator::Header(secret_header(&format!("ApiKey {}", api_key.trim())).map_err(setup)?),
             Some(Auth::Aws { region, service, profile }) => {
-                let connection = shardline_aws::AwsConnection { region: region.clone(), endpoint: None, profile: profile.clone() };
+                let connection = shardline_aws::AwsConnection { region: region.clone(), profile: profile.clone(), ..Default::default() };
                 let sdk = shardline_aws::load_sdk_config(&connection).await;
                 let provider = sdk.credentials_provider().ok_or_else(|| setup("no AWS credentials provider".to_owned()))?;
                 let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| shardline_aws::DEFAULT_REGION.to_owned());

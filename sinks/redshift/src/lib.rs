@@ -94,8 +94,8 @@ impl SinkPlugin for RedshiftSink {
     }
 
     async fn init(config: Config, ctx: InitContext) -> Result<Self, SinkError> {
-        let data_sdk = shardline_aws::load_sdk_config(&AwsConnection { region: config.region.clone(), endpoint: config.endpoint.clone(), profile: config.profile.clone() }).await;
-        let s3_sdk = shardline_aws::load_sdk_config(&AwsConnection { region: config.region.clone(), endpoint: config.s3_endpoint.clone(), profile: config.profile.clone() }).await;
+        let data_sdk = shardline_aws::load_sdk_config(&AwsConnection { region: config.region.clone(), endpoint: config.endpoint.clone(), profile: config.profile.clone(), ..AwsConnection::default() }).await;
+        let s3_sdk = shardline_aws::load_sdk_config(&AwsConnection { region: config.region.clone(), endpoint: config.s3_endpoint.clone(), profile: config.profile.clone(), ..AwsConnection::default() }).await;
         let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&s3_sdk).force_path_style(config.s3_force_path_style).build());
         let data = DataApi::new(aws_sdk_redshiftdata::Client::new(&data_sdk), config.clone());
         tracing::info!(table = %config.table, bucket = %config.staging_bucket, "redshift sink ready");

@@ -8,6 +8,7 @@ use aws_sdk_redshiftdata::error::{DisplayErrorContext, ProvideErrorMetadata, Sdk
 use aws_sdk_redshiftdata::types::{Field, StatusString};
 use aws_sdk_redshiftdata::Client as DataClient;
 use aws_sdk_s3::Client as S3Client;
+use aws_sdk_redshiftdata::config::http::HttpResponse;
 
 use crate::config::Config;
 
@@ -72,12 +73,14 @@ impl RedshiftError {
     }
 }
 
-fn api_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(operation: &'static str, e: SdkError<E, R>) -> RedshiftError {
+/// Redshift Data API codes that clear by themselves (too many statements
+/// running, a query or connection that timed out); the generic ones are
+/// the shared classifier's.
+const DATA_API_RETRIABLE_CODES: &[&str] = &["ActiveStatementsExceededException", "QueryTimeoutException", "DatabaseConnectionException"];
+
+fn api_error<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &'static str, e: SdkError<E, HttpResponse>) -> RedshiftError {
     let code = e.code().unwrap_or_default().to_owned();
-    let retriable = match &e {
-        SdkError::ServiceError(_) => !matches!(code.as_str(), "ValidationException" | "ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException"),
-        _ => true,
-    };
+    let retriable = DATA_API_RETRIABLE_CODES.contains(&code.as_str()) || shardline_aws::classify(&e).is_retriable();
     let message = match e.message() {
         Some(m) if !code.is_empty() => format!("{code}: {m}"),
         _ => DisplayErrorContext(&e).to_string(),
@@ -226,8 +229,43 @@ pub async fn put_object(s3: &S3Client, bucket: &str, key: &str, body: Vec<u8>, c
         .await
         .map(|_| ())
         .map_err(|e| {
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).unwrap_or_default().to_owned();
-            let retriable = !matches!(code.as_str(), "AccessDenied" | "NoSuchBucket" | "InvalidAccessKeyId" | "SignatureDoesNotMatch");
+            let retriable = shardline_aws::classify(&e).is_retriable();
             RedshiftError::Staging { url: crate::staging::url(bucket, key), message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(), retriable }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_redshiftdata::error::ErrorMetadata;
+    use aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn answered(code: &str, status: u16) -> RedshiftError {
+        let err = ExecuteStatementError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        let raw = HttpResponse::new(StatusCode::try_from(status).expect("status"), SdkBody::empty());
+        api_error("ExecuteStatement", SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn data_api_errors_follow_the_shared_classifier_plus_its_own_codes() {
+        for (code, status) in [
+            ("ActiveStatementsExceededException", 400),
+            ("QueryTimeoutException", 400),
+            ("DatabaseConnectionException", 500),
+            ("InternalServerException", 500),
+            ("ThrottlingException", 400),
+            ("ExpiredTokenException", 400),
+        ] {
+            assert!(answered(code, status).is_retriable(), "{code}");
+        }
+        for code in ["ValidationException", "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException"] {
+            assert!(!answered(code, 400).is_retriable(), "{code}");
+        }
+        let reset: SdkError<ExecuteStatementError, HttpResponse> = SdkError::dispatch_failure(ConnectorError::io("reset".into()));
+        assert!(api_error("ExecuteStatement", reset).is_retriable());
+    }
 }

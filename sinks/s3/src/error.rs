@@ -9,46 +9,27 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use shardline_plugin_sdk::ErrorKind;
 
-/// S3 error codes that succeed when tried again later.
-const RETRIABLE_CODES: &[&str] = &[
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequests",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "ServiceUnavailable",
-    "InternalError",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "OperationAborted",
-    "ExpiredToken",
-    "RequestExpired",
-];
+/// S3's own code that succeeds when tried again: a conflicting operation
+/// on the same bucket or key was in progress (HTTP 409). The generic codes
+/// (`SlowDown`, `InternalError`, `RequestTimeout`, `ExpiredToken`...) are
+/// the shared classifier's.
+const S3_RETRIABLE_CODES: &[&str] = &["OperationAborted"];
 
-/// Codes of S3 asking the client to slow down.
-const THROTTLING_CODES: &[&str] =
-    &["SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled", "RequestThrottledException", "TooManyRequests", "TooManyRequestsException", "RequestLimitExceeded"];
-
-/// Whether an S3 answer (HTTP status and error code) is worth retrying.
-/// Codes decide first; otherwise 408, 429 and 5xx are retriable and other
-/// statuses permanent; no answer at all (connection failure) is retriable.
+/// Whether an S3 answer (HTTP status and error code) is worth retrying:
+/// [`shardline_aws::classify_response`] (codes first; then 408, 429 and
+/// 5xx retriable, other statuses permanent), plus S3's own
+/// `OperationAborted`.
 pub fn classify(status: Option<u16>, code: Option<&str>) -> ErrorKind {
-    if code.is_some_and(|c| RETRIABLE_CODES.contains(&c)) {
+    if code.is_some_and(|c| S3_RETRIABLE_CODES.contains(&c)) {
         return ErrorKind::Retriable;
     }
-    match status {
-        Some(408 | 429 | 500..=599) | None => ErrorKind::Retriable,
-        Some(_) => ErrorKind::Permanent,
-    }
+    shardline_aws::classify_response(status, code).kind()
 }
 
-/// True when S3 asked to slow down (SlowDown, throttling codes, 429, 503).
+/// True when S3 asked to slow down (`SlowDown` and the SDK's other
+/// throttling codes, 429, 503).
 pub fn is_throttling(status: Option<u16>, code: Option<&str>) -> bool {
-    code.is_some_and(|c| THROTTLING_CODES.contains(&c)) || matches!(status, Some(429 | 503))
+    code.is_some_and(shardline_aws::classify::is_throttling_code) || matches!(status, Some(429 | 503))
 }
 
 /// A failed S3 operation.
@@ -123,14 +104,17 @@ impl S3Error {
                 let kind = classify(Some(status), Some(&code));
                 S3Error::Service { operation, bucket: bucket.to_owned(), key: key.to_owned(), status, code, message, kind }
             }
-            SdkError::TimeoutError(_) => transport("request timed out (request_timeout)".to_owned(), ErrorKind::Retriable),
-            SdkError::DispatchFailure(failure) => {
-                let kind = if failure.is_user() { ErrorKind::Permanent } else { ErrorKind::Retriable };
-                transport(format!("could not send the request: {}", DisplayErrorContext(&error)), kind)
+            _ => {
+                let kind = shardline_aws::classify(&error).kind();
+                let what = match &error {
+                    SdkError::TimeoutError(_) => "request timed out (request_timeout)",
+                    SdkError::DispatchFailure(_) => "could not send the request",
+                    SdkError::ResponseError(_) => "unreadable response",
+                    SdkError::ConstructionFailure(_) => "could not build the request",
+                    _ => "request failed",
+                };
+                transport(format!("{what}: {}", DisplayErrorContext(&error)), kind)
             }
-            SdkError::ResponseError(_) => transport(format!("unreadable response: {}", DisplayErrorContext(&error)), ErrorKind::Retriable),
-            SdkError::ConstructionFailure(_) => transport(format!("could not build the request: {}", DisplayErrorContext(&error)), ErrorKind::Permanent),
-            _ => transport(DisplayErrorContext(&error).to_string(), ErrorKind::Retriable),
         }
     }
 
@@ -165,6 +149,8 @@ mod tests {
             (Some(429), None),
             (Some(409), Some("OperationAborted")),
             (Some(400), Some("ExpiredToken")),
+            (Some(400), Some("RequestExpired")),
+            (Some(400), Some("RequestTimeTooSkewed")),
             (None, None),
         ] {
             assert_eq!(classify(status, code), ErrorKind::Retriable, "{status:?} {code:?}");

@@ -45,9 +45,8 @@ use std::sync::Arc;
 
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
 use futures::stream::{self, StreamExt};
-use shardline_aws::AwsConnection;
+use shardline_aws::{AwsConnection, Timeouts};
 use shardline_plugin_sdk::{
     async_trait, ConfigKey, ConfigProblem, ErrorKind, InitContext, PluginInfo, Record, RecordStatus, SinkError, SinkPlugin,
 };
@@ -111,12 +110,16 @@ impl SinkPlugin for S3Sink {
         config.validate().map_err(|problems| invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
         let template = config.key_template().map_err(|e| invalid(format!("`key`: {e}")))?;
         let zone = TimeZoneSpec::parse(&config.time_zone).and_then(|spec| Zone::resolve(&spec)).map_err(|e| invalid(format!("`time_zone`: {e}")))?;
-        let connection = AwsConnection { region: config.region.clone(), endpoint: config.endpoint.clone(), profile: config.profile.clone() };
+        let connection = AwsConnection {
+            region: config.region.clone(),
+            endpoint: config.endpoint.clone(),
+            profile: config.profile.clone(),
+            timeouts: Timeouts::for_attempts(config.request_timeout.get(), config.request_max_attempts),
+        };
         let sdk = shardline_aws::load_sdk_config(&connection).await;
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(config.force_path_style)
-            .retry_config(RetryConfig::standard().with_max_attempts(config.request_max_attempts))
-            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(config.request_timeout.get()).build());
+            .retry_config(RetryConfig::standard().with_max_attempts(config.request_max_attempts));
         if config.checksum_calculation == ChecksumCalculation::WhenRequired {
             builder = builder
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)

@@ -1,34 +1,18 @@
 //! Turning SDK errors into [`LeaseError`]s: which are lost conditions,
-//! which are worth retrying and which are permanent.
+//! which are worth retrying and which are permanent. The lease table's own
+//! codes are decided here; everything generic (throttling, 5xx, timeouts,
+//! credentials) by the shared `shardline_aws::classify`.
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use shardline_aws::Reason;
 
 use crate::LeaseError;
 
-/// Error codes DynamoDB (or its front end) uses for throttling and
-/// transient trouble.
-const RETRIABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "Throttling",
-    "RequestLimitExceeded",
-    "LimitExceededException",
-    "InternalServerError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "ResourceInUseException",
-];
-
-const ACCESS_CODES: &[&str] = &[
-    "AccessDeniedException",
-    "UnrecognizedClientException",
-    "MissingAuthenticationTokenException",
-    "InvalidSignatureException",
-    "ExpiredTokenException",
-    "IncompleteSignature",
-];
+/// Codes of the lease table that clear by themselves: a concurrent
+/// transaction, or the table being created or updated (the store creates
+/// it at start and waits until it is `ACTIVE`).
+const LEASE_TABLE_RETRIABLE_CODES: &[&str] = &["TransactionConflictException", "ResourceInUseException"];
 
 /// Classifies `err` from `operation` on `table` (about `lease_key`, if any).
 pub(crate) fn classify<E>(
@@ -42,22 +26,10 @@ where
 {
     let message = DisplayErrorContext(&err).to_string();
     let table = table.to_owned();
-    let (code, status) = match &err {
-        SdkError::ServiceError(service) => (
-            service.err().code().map(str::to_owned),
-            Some(service.raw().status().as_u16()),
-        ),
-        SdkError::ConstructionFailure(_) => {
-            return LeaseError::Validation {
-                table,
-                operation,
-                message,
-                source: Some(Box::new(err)),
-            };
-        }
-        _ => (None, None),
+    let code = match &err {
+        SdkError::ServiceError(service) => service.err().code().unwrap_or(""),
+        _ => "",
     };
-    let code = code.as_deref().unwrap_or("");
     if code == "ConditionalCheckFailedException" {
         return LeaseError::Lost {
             table,
@@ -68,30 +40,28 @@ where
     if code == "ResourceNotFoundException" {
         return LeaseError::TableMissing { table, operation };
     }
-    if ACCESS_CODES.contains(&code) || status == Some(403) {
-        return LeaseError::AccessDenied {
+    let reason = shardline_aws::classify(&err);
+    if LEASE_TABLE_RETRIABLE_CODES.contains(&code) || reason.is_retriable() {
+        return LeaseError::Unavailable {
             table,
             operation,
             message,
             source: Box::new(err),
         };
     }
-    let retriable =
-        RETRIABLE_CODES.contains(&code) || !matches!(status, Some(s) if s < 500 && s != 429);
-    if retriable {
-        LeaseError::Unavailable {
+    match reason {
+        Reason::AccessDenied | Reason::InvalidCredentials => LeaseError::AccessDenied {
             table,
             operation,
             message,
             source: Box::new(err),
-        }
-    } else {
-        LeaseError::Validation {
+        },
+        _ => LeaseError::Validation {
             table,
             operation,
             message,
             source: Some(Box::new(err)),
-        }
+        },
     }
 }
 
@@ -151,6 +121,24 @@ mod tests {
             "{invalid}"
         );
         assert_eq!(invalid.kind(), ErrorKind::Permanent);
+    }
+
+    /// An expired session token is retriable, as in the Kinesis source and
+    /// the DynamoDB sink (all three use `shardline_aws::classify`): the
+    /// credential chain refreshes it. Before, the lease store called it
+    /// access denied and the pipeline stopped.
+    #[test]
+    fn expired_credentials_are_retriable_like_the_source() {
+        for code in ["ExpiredTokenException", "ExpiredToken", "RequestExpired"] {
+            let err = service(code, 400);
+            assert!(matches!(err, LeaseError::Unavailable { .. }), "{code}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Retriable, "{code}");
+            let shared = shardline_aws::classify_response(Some(400), Some(code)).kind();
+            assert_eq!(err.kind(), shared, "{code}: the lease store disagrees with the shared classifier");
+        }
+        for code in ["UnrecognizedClientException", "InvalidSignatureException", "MissingAuthenticationTokenException"] {
+            assert!(matches!(service(code, 400), LeaseError::AccessDenied { .. }), "{code}");
+        }
     }
 
     #[test]

@@ -130,6 +130,30 @@ pub struct SourceConfig {
     /// Longest back-off after throttling or service errors. Default `"30s"`.
     #[serde(default = "default_max_backoff")]
     pub max_backoff: HumanDuration,
+    /// Longest one Kinesis call may take, the SDK's retries included; past
+    /// it the call fails as retriable and is tried again. Default `"30s"`
+    /// (the KCL's `kinesisRequestTimeout`). At least `attempt_timeout`.
+    #[serde(default = "default_source_request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// Longest one HTTP attempt of a Kinesis call may take (a connection
+    /// that stops answering is dropped after it and the call retried on a
+    /// new one). Default `"10s"`. Greater than zero.
+    #[serde(default = "default_source_attempt_timeout")]
+    pub attempt_timeout: HumanDuration,
+}
+
+impl SourceConfig {
+    /// The bounds of every Kinesis call.
+    pub fn timeouts(&self) -> shardline_aws::Timeouts {
+        shardline_aws::Timeouts { operation: self.request_timeout.get(), attempt: self.attempt_timeout.get() }
+    }
+}
+
+fn default_source_request_timeout() -> HumanDuration {
+    HumanDuration(shardline_aws::Timeouts::KINESIS.operation)
+}
+fn default_source_attempt_timeout() -> HumanDuration {
+    HumanDuration(shardline_aws::Timeouts::KINESIS.attempt)
 }
 
 fn default_max_records() -> i32 {
@@ -205,6 +229,32 @@ pub struct LeasesConfig {
     /// `"1s"`.
     #[serde(default = "default_cleanup_interval")]
     pub cleanup_interval: HumanDuration,
+    /// Longest one lease-table (DynamoDB) call may take, the SDK's retries
+    /// included; past it the call fails as retriable (a checkpoint is
+    /// tried again, a renewal counts as missed). Default `"60s"` (the
+    /// KCL's `dynamoDbRequestTimeout`). At least `attempt_timeout`.
+    #[serde(default = "default_leases_request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// Longest one HTTP attempt of a lease-table call may take. Default
+    /// `"5s"`, half the default `failover_time`, so a call on a hung
+    /// connection is retried on a new one while the lease is still held.
+    /// Greater than zero.
+    #[serde(default = "default_leases_attempt_timeout")]
+    pub attempt_timeout: HumanDuration,
+}
+
+impl LeasesConfig {
+    /// The bounds of every lease-table call.
+    pub fn timeouts(&self) -> shardline_aws::Timeouts {
+        shardline_aws::Timeouts { operation: self.request_timeout.get(), attempt: self.attempt_timeout.get() }
+    }
+}
+
+fn default_leases_request_timeout() -> HumanDuration {
+    HumanDuration(shardline_aws::Timeouts::LEASES.operation)
+}
+fn default_leases_attempt_timeout() -> HumanDuration {
+    HumanDuration(shardline_aws::Timeouts::LEASES.attempt)
 }
 
 fn default_state_dir() -> PathBuf {
@@ -237,6 +287,8 @@ impl Default for LeasesConfig {
             max_leases_to_steal_at_once: default_steal(),
             checkpoint_interval: default_checkpoint_interval(),
             cleanup_interval: default_cleanup_interval(),
+            request_timeout: default_leases_request_timeout(),
+            attempt_timeout: default_leases_attempt_timeout(),
         }
     }
 }

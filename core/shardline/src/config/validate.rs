@@ -175,7 +175,9 @@ impl PipelineConfig {
         if source.shard_sync_interval.get() < std::time::Duration::from_secs(1) {
             add("source.shard_sync_interval", "must be at least 1s".to_owned());
         }
+        timeout_problems("source", source.request_timeout.get(), source.attempt_timeout.get(), &mut add);
         let leases = &self.leases;
+        timeout_problems("leases", leases.request_timeout.get(), leases.attempt_timeout.get(), &mut add);
         let table = self.lease_table();
         if leases.store == LeaseStoreKind::Dynamodb
             && (table.len() < 3 || table.len() > 255 || !table.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
@@ -233,6 +235,19 @@ impl PipelineConfig {
             add(&format!("sink{}", key.map(|k| format!(".{k}")).unwrap_or_default()), message);
         }
         problems
+    }
+}
+
+/// `<section>.request_timeout` and `<section>.attempt_timeout`: both set,
+/// and one attempt fits in the call.
+fn timeout_problems(section: &str, request: std::time::Duration, attempt: std::time::Duration, add: &mut impl FnMut(&str, String)) {
+    if attempt.is_zero() {
+        add(&format!("{section}.attempt_timeout"), "must be greater than zero".to_owned());
+    }
+    if request.is_zero() {
+        add(&format!("{section}.request_timeout"), "must be greater than zero".to_owned());
+    } else if request < attempt {
+        add(&format!("{section}.request_timeout"), format!("must be at least `attempt_timeout` ({attempt:?}): one attempt has to fit in the call"));
     }
 }
 

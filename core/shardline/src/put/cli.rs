@@ -89,7 +89,7 @@ async fn run_inner(args: PutArgs) -> anyhow::Result<()> {
     }
     let options = ProducerOptions {
         stream: args.stream.clone(),
-        connection: AwsConnection { region: args.region.clone(), endpoint: args.endpoint.clone(), profile: None },
+        connection: AwsConnection { region: args.region.clone(), endpoint: args.endpoint.clone(), ..AwsConnection::default() },
         partition_key: args.partition_key.clone(),
         create_shards: args.create_shards,
         aggregate_max_bytes: args.aggregate.then_some(args.aggregate_max_size.bytes() as usize),

@@ -147,7 +147,7 @@ pub async fn run(
     let stream = config.source.stream.clone();
     let producer_options = ProducerOptions {
         stream: stream.clone(),
-        connection: AwsConnection { region: None, endpoint: Some(endpoint.clone()), profile: None },
+        connection: AwsConnection { endpoint: Some(endpoint.clone()), ..AwsConnection::default() },
         partition_key: PartitionKey::Random,
         create_shards: Some(SHARDS),
         aggregate_max_bytes: Some(50 * 1024),

@@ -154,6 +154,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         region: config.source.region.clone(),
         endpoint: config.source.endpoint.clone(),
         profile: config.source.profile.clone(),
+        timeouts: config.source.timeouts(),
     };
     let source_endpoint = config.source.endpoint.clone().unwrap_or_else(|| "regional".to_owned());
     // local-kinesis: `endpoint = "embedded"` starts (or reuses) the in-process
@@ -164,7 +165,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         let endpoint = shardline_local_kinesis::embedded_endpoint(&data_dir, Some(&config.source.stream))
             .await
             .map_err(|e| build_error(format!("source.endpoint = \"embedded\": {e}")))?;
-        aws_sdk_kinesis::Client::new(&shardline_aws::emulator_sdk_config(&endpoint))
+        aws_sdk_kinesis::Client::new(&shardline_aws::emulator_sdk_config_with(&endpoint, config.source.timeouts()))
     } else {
         aws_sdk_kinesis::Client::new(&shardline_aws::load_sdk_config(&source_connection).await)
     };
@@ -194,6 +195,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
                 region: config.leases.region.clone().or_else(|| config.source.region.clone()),
                 endpoint: config.leases.endpoint.clone(),
                 profile: config.leases.profile.clone().or_else(|| config.source.profile.clone()),
+                timeouts: config.leases.timeouts(),
             };
             let client = aws_sdk_dynamodb::Client::new(&shardline_aws::load_sdk_config(&connection).await);
             Arc::new(DynamoDbLeaseStore::new(client, table.clone()))

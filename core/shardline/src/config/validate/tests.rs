@@ -156,3 +156,23 @@ fn empty_optional_strings_mean_not_set() {
     assert_eq!(config.source.region, None);
     assert_eq!(config.leases.endpoint, None);
 }
+
+#[test]
+fn request_timeouts_default_like_the_kcl_and_are_checked() {
+    let config = load_str(GOOD, Path::new("p.toml")).expect("valid");
+    assert_eq!(config.source.timeouts(), shardline_aws::Timeouts::KINESIS);
+    assert_eq!(config.source.request_timeout.get(), std::time::Duration::from_secs(30));
+    assert_eq!(config.leases.timeouts(), shardline_aws::Timeouts::LEASES);
+    assert_eq!(config.leases.request_timeout.get(), std::time::Duration::from_secs(60));
+
+    let text = GOOD.replace("read = \"polling\"", "read = \"polling\"\nrequest_timeout = \"2s\"\nattempt_timeout = \"500ms\"");
+    let config = load_str(&text, Path::new("p.toml")).expect("valid");
+    assert_eq!(config.source.timeouts().attempt, std::time::Duration::from_millis(500));
+
+    let text = GOOD.replace("read = \"polling\"", "read = \"polling\"\nattempt_timeout = \"0s\"");
+    assert_eq!(only(&text).path, "source.attempt_timeout");
+    let text = GOOD.replace("endpoint = \"http://127.0.0.1:8000\"", "endpoint = \"http://127.0.0.1:8000\"\nrequest_timeout = \"1s\"\nattempt_timeout = \"2s\"");
+    let p = only(&text);
+    assert_eq!(p.path, "leases.request_timeout");
+    assert!(p.location.is_some(), "{p:?}");
+}
