@@ -15,6 +15,7 @@ mod config;
 pub mod add_fields;
 pub mod add_metadata;
 pub mod csv_to_json;
+pub mod decode_cloudwatch_logs;
 pub mod drop_fields;
 pub mod encode_json;
 pub mod filter;
@@ -48,6 +49,7 @@ pub const KNOWN: &[&str] = &[
     timestamp::NAME,
     window_count::NAME,
     split::NAME,
+    decode_cloudwatch_logs::NAME,
 ];
 
 /// A transform entry that cannot be built.
@@ -122,6 +124,9 @@ pub fn build(type_name: &str, config: &toml::Table) -> Result<Box<dyn Transform>
         timestamp::NAME => Box::new(timestamp::Timestamp::new(config::parse(type_name, config)?)?),
         window_count::NAME => Box::new(window_count::WindowCount::new(config::parse(type_name, config)?)?),
         split::NAME => Box::new(split::Split::new(config::parse(type_name, config)?)),
+        decode_cloudwatch_logs::NAME => {
+            Box::new(decode_cloudwatch_logs::DecodeCloudwatchLogs::new(config::parse(type_name, config)?)?)
+        }
         other => {
             return Err(TransformBuildError::UnknownType { type_name: other.to_owned(), known: KNOWN.join(", ") })
         }

@@ -18,7 +18,8 @@
 //! dead_letters = ["invalid JSON at byte 0"]  # reason substrings, in order; default: none
 //! ```
 //!
-//! Input keys: `text` or `json` (one of them), `partition_key` (default
+//! Input keys: `text`, `json` or `base64` (one of them; `base64` for
+//! binary records such as gzip), `partition_key` (default
 //! `"test"`), `stream` (default the source's), `shard_id` (default
 //! `shardId-000000000000`), `sequence_number` (default: the previous one
 //! plus 1, from 1), `sub_sequence_number` (default 0), `explicit_hash_key`,
@@ -30,6 +31,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
@@ -82,6 +84,10 @@ pub struct TestInput {
     /// The payload as JSON bytes: a TOML value, or JSON text in a string.
     #[serde(default)]
     pub json: Option<toml::Value>,
+    /// The payload as base64 (standard alphabet, padded), for binary
+    /// records such as gzip: what `aws kinesis get-records` prints as `Data`.
+    #[serde(default)]
+    pub base64: Option<String>,
     /// Partition key. Default `"test"`.
     #[serde(default)]
     pub partition_key: Option<String>,
@@ -174,14 +180,8 @@ pub fn check(config: &PipelineConfig) -> Vec<(String, String)> {
         let mut previous: Option<(SequenceNumber, u64)> = None;
         for (j, input) in test.inputs.iter().enumerate() {
             let at = |key: &str| format!("tests[{i}].inputs[{j}]{key}");
-            match (&input.text, &input.json) {
-                (Some(_), Some(_)) | (None, None) => problems.push((at(""), "needs exactly one of `text` and `json`".to_owned())),
-                (None, Some(json)) => {
-                    if let Err(e) = json_of(json) {
-                        problems.push((at(".json"), e));
-                    }
-                }
-                _ => {}
+            if let Err((key, e)) = input_data(input) {
+                problems.push((at(key), e));
             }
             if let Some(t) = &input.arrival_time {
                 if let Err(e) = parse_time(t) {
@@ -231,16 +231,28 @@ fn next_sequence(previous: Option<&SequenceNumber>) -> SequenceNumber {
     SequenceNumber::parse(&next.to_string()).expect("a u128 in decimal is a valid sequence number")
 }
 
+/// The payload of `input`, or the key at fault (`""` for the entry) and why.
+fn input_data(input: &TestInput) -> Result<Bytes, (&'static str, String)> {
+    match (&input.text, &input.json, &input.base64) {
+        (Some(text), None, None) => Ok(Bytes::from(text.clone())),
+        (None, Some(json), None) => {
+            let value = json_of(json).map_err(|e| (".json", e))?;
+            serde_json::to_vec(&value).map(Bytes::from).map_err(|e| (".json", e.to_string()))
+        }
+        (None, None, Some(text)) => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map(Bytes::from)
+            .map_err(|e| (".base64", format!("not base64: {e}"))),
+        _ => Err(("", "needs exactly one of `text`, `json` and `base64`".to_owned())),
+    }
+}
+
 fn inputs(config: &PipelineConfig, test: &TestCase) -> Result<Vec<Record>, String> {
     let stream: Arc<str> = Arc::from(config.source.stream.as_str());
     let mut previous: Option<SequenceNumber> = None;
     let mut records = Vec::new();
     for (j, input) in test.inputs.iter().enumerate() {
-        let data = match (&input.text, &input.json) {
-            (Some(text), None) => Bytes::from(text.clone()),
-            (None, Some(json)) => Bytes::from(serde_json::to_vec(&json_of(json)?).map_err(|e| e.to_string())?),
-            _ => return Err(format!("input {}: needs exactly one of `text` and `json`", j + 1)),
-        };
+        let data = input_data(input).map_err(|(_, e)| format!("input {}: {e}", j + 1))?;
         let sequence_number = match &input.sequence_number {
             Some(s) => SequenceNumber::parse(s).map_err(|e| format!("input {}: {e}", j + 1))?,
             None => next_sequence(previous.as_ref()),
@@ -502,6 +514,33 @@ outputs = [{ json = { status = 200, user = { id = 6 } }, partition_key = "u6" },
         let result = &run_all(&config)[0];
         assert_eq!(result.failures.len(), 1, "{result:?}");
         assert!(result.failures[0].starts_with("unexpected dead letter: input 3, transform:parse_json: invalid JSON"), "{result:?}");
+    }
+
+    /// Binary records (a CloudWatch Logs subscription record is gzip) are
+    /// given as base64, as `aws kinesis get-records` prints their `Data`.
+    #[test]
+    fn base64_inputs_carry_binary_records() {
+        let text = r#"name = "t"
+[source]
+type = "kinesis"
+stream = "s"
+[sink]
+type = "stdout"
+[[tests]]
+name = "bytes"
+inputs = [{ base64 = "H4sIAAAAAAAAA6tWSlSyMtRRSlKyMtJRSlayMq4FAKtb1C4TAAAA" }, { base64 = "/w==" }]
+"#;
+        let config = load(text).expect("valid");
+        let records = inputs(&config, &config.tests[0]).expect("inputs");
+        assert_eq!(records[0].payload.to_bytes()[..3], [0x1f, 0x8b, 0x08], "gzip bytes as given");
+        assert_eq!(records[1].payload.to_bytes()[..], [0xff]);
+        for (bad, needle) in [
+            ("{ base64 = \"not base64!\" }", "tests[0].inputs[0].base64: not base64"),
+            ("{ base64 = \"/w==\", text = \"x\" }", "tests[0].inputs[0]: needs exactly one of `text`, `json` and `base64`"),
+        ] {
+            let problems = load(&text.replace("{ base64 = \"H4sIAAAAAAAAA6tWSlSyMtRRSlKyMtJRSlayMq4FAKtb1C4TAAAA\" }", bad)).expect_err(bad);
+            assert!(problems.iter().any(|p| p.starts_with(needle)), "{problems:?}");
+        }
     }
 
     #[test]
