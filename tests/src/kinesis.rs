@@ -358,4 +358,38 @@ impl Kinesis {
             other => bail!("expected 2 children of {shard_id}, found {other:?}"),
         }
     }
+    /// Merges the adjacent shards `shard_id` and `adjacent_shard_id`, waits
+    /// until the stream is `ACTIVE` again and returns the child's id.
+    ///
+    /// # Errors
+    /// On a Kinesis error, or when the child cannot be found.
+    pub async fn merge_shards(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        adjacent_shard_id: &str,
+    ) -> anyhow::Result<String> {
+        self.client
+            .merge_shards()
+            .stream_name(stream)
+            .shard_to_merge(shard_id)
+            .adjacent_shard_to_merge(adjacent_shard_id)
+            .send()
+            .await
+            .with_context(|| format!("MergeShards {stream} {shard_id} {adjacent_shard_id}"))?;
+        self.wait_active(stream).await?;
+        let children: Vec<ShardInfo> = self
+            .list_shards(stream)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                let parents = [s.parent_shard_id.as_deref(), s.adjacent_parent_shard_id.as_deref()];
+                parents.contains(&Some(shard_id)) && parents.contains(&Some(adjacent_shard_id))
+            })
+            .collect();
+        match children.as_slice() {
+            [child] => Ok(child.shard_id.clone()),
+            other => bail!("expected 1 child of {shard_id} + {adjacent_shard_id}, found {other:?}"),
+        }
+    }
 }

@@ -20,6 +20,8 @@
 //! - [`LeaseTable`]: raw scans and reads of the KCL lease table.
 //! - [`KeyedProducer`], [`ReshardOrderSampler`] and the parent-before-child
 //!   checks for resharding tests.
+//! - [`fault_proxy`]: fault-injecting proxies in front of Kinesis and S3;
+//!   [`fault_scenario`]: the checks of the fault test (`e2e_faults`).
 //! - [`Chromium`]: headless Chromium for page tests (DOM dumps, screenshots).
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep for
 //!   a fixed "long enough".
@@ -34,6 +36,8 @@ mod checks;
 mod chromium;
 pub mod dynamodb_sink;
 mod emulators;
+pub mod fault_proxy;
+pub mod fault_scenario;
 mod kinesis;
 mod kpl;
 mod leases;
@@ -62,7 +66,7 @@ pub use reshard::{
 };
 pub use sequence::{cmp_checkpoint, cmp_sequence, is_sequence_number};
 pub use wait::wait_until;
-pub use worker::Worker;
+pub use worker::{json_log_events, Worker};
 
 /// How long a test waits for a condition that depends on the binary doing
 /// its work (delivery, lease balancing, failover), before failing.

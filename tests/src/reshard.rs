@@ -27,7 +27,7 @@ pub struct KeyedProducer {
 }
 
 /// Safety limit on rounds, should a test forget to stop its producer.
-const MAX_ROUNDS: usize = 5_000;
+const MAX_ROUNDS: usize = 50_000;
 
 impl KeyedProducer {
     /// Starts the producer, pausing `pause` between rounds.

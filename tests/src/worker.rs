@@ -391,6 +391,20 @@ impl Worker {
     }
 }
 
+/// Every JSON log line of `text` whose `message` is one of `messages`
+/// (lines that are not JSON are skipped).
+pub fn json_log_events(text: &str, messages: &[&str]) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| {
+            v.get("message")
+                .or_else(|| v.pointer("/fields/message"))
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|m| messages.contains(&m))
+        })
+        .collect()
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         let was_running = self.is_running();
