@@ -106,7 +106,13 @@ impl Harness {
         let shards = source.list_shards().await.expect("list shards");
         let store: Arc<dyn LeaseStore> = Arc::new(EmbeddedLeaseStore::in_memory());
         store.ensure_table().await.expect("table");
-        shardline_lease::sync_leases(store.as_ref(), &shards, &Checkpoint::TrimHorizon).await.expect("sync leases");
+        // A fresh stream: every shard is open, so every listing is the same.
+        shardline_lease::sync_leases(store.as_ref(), &Checkpoint::TrimHorizon, |_listing| {
+            let shards = shards.clone();
+            async move { Ok::<_, shardline_lease::LeaseError>(shards) }
+        })
+        .await
+        .expect("sync leases");
         Harness { _dir: dir, stop, address, client, stream, shards, store }
     }
 
