@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shardline_api::Checkpoint;
+use shardline_dir_lock::{DirLock, DirLockError};
 use tokio::sync::Mutex;
 
 use crate::{Lease, LeaseError, LeaseStore};
@@ -25,13 +26,21 @@ pub struct EmbeddedLeaseStore {
     table: String,
     path: Option<PathBuf>,
     leases: Mutex<BTreeMap<String, Lease>>,
+    /// `state_dir/<table>.leases.lock`, held for the life of the store: a
+    /// second store on the same file would overwrite this one's leases.
+    _lock: Option<DirLock>,
 }
 
 impl EmbeddedLeaseStore {
     /// Opens (or starts) the table `table` stored in
-    /// `state_dir/<table>.leases.json`, creating `state_dir` when missing.
+    /// `state_dir/<table>.leases.json`, creating `state_dir` when missing,
+    /// and locks it (`state_dir/<table>.leases.lock`, an exclusive `flock`
+    /// held until the store drops) so no other store, in this process or
+    /// another, uses the same table. Other tables in the same directory (and
+    /// the embedded Kinesis server in `state_dir/kinesis`) are not locked.
     ///
     /// # Errors
+    /// [`LeaseError::Locked`] when another store holds the table;
     /// [`LeaseError::Validation`] for a table name that is not a plain file
     /// name (letters, digits, `_`, `-`, `.`); [`LeaseError::Io`] when the
     /// directory or file cannot be read; [`LeaseError::Corrupt`] when the
@@ -55,8 +64,18 @@ impl EmbeddedLeaseStore {
             path: path.to_owned(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(|e| io_err(state_dir, e))?;
+        let lock = DirLock::acquire(state_dir, &format!("{table}.leases.lock")).map_err(|e| match e {
+            DirLockError::Held { dir, path, source } => LeaseError::Locked {
+                table: table.to_owned(),
+                path: dir,
+                lock_file: path,
+                source,
+            },
+            DirLockError::Open { path, source } => io_err(&path, source),
+        })?;
         let path = state_dir.join(format!("{table}.leases.json"));
+        // Only after locking: the temporary files could be another
+        // store's writes in flight.
         remove_stale_temp_files(state_dir, &path);
         let leases = match std::fs::read(&path) {
             Ok(bytes) => decode_file(table, &bytes)?,
@@ -68,6 +87,7 @@ impl EmbeddedLeaseStore {
             table: table.to_owned(),
             path: Some(path),
             leases: Mutex::new(leases),
+            _lock: Some(lock),
         })
     }
 
@@ -77,6 +97,7 @@ impl EmbeddedLeaseStore {
             table: IN_MEMORY_TABLE.to_owned(),
             path: None,
             leases: Mutex::new(BTreeMap::new()),
+            _lock: None,
         }
     }
 

@@ -81,6 +81,20 @@ pub enum LeaseError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Another embedded store (in this or another process) has the table
+    /// open in the same state directory.
+    #[error("lease table {table}: state directory {path} is in use by another shardline process or pipeline with the same table (lock file {lock_file}): {source}")]
+    Locked {
+        /// Table name.
+        table: String,
+        /// The state directory.
+        path: PathBuf,
+        /// The lock file in it.
+        lock_file: PathBuf,
+        /// Why the lock was refused.
+        #[source]
+        source: std::io::Error,
+    },
     /// The embedded store could not read or write its file.
     #[error("lease table {table}: i/o error on {path}: {source}")]
     Io {
@@ -110,6 +124,7 @@ impl LeaseError {
             | LeaseError::TableMissing { .. }
             | LeaseError::AccessDenied { .. }
             | LeaseError::Validation { .. }
+            | LeaseError::Locked { .. }
             | LeaseError::Corrupt { .. } => ErrorKind::Permanent,
         }
     }

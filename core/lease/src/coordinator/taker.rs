@@ -28,11 +28,12 @@
 //! to `4 * failover_time`.
 //!
 //! # Cost
-//! A scan reads the whole table: on DynamoDB a consistent `Scan`, about one
-//! read unit per 2 KiB of leases (a lease is ~300 bytes), four times per
-//! failover time per worker; at the default 10 s, 100 leases cost ~6 read
-//! units per scan, 2.4 per second per worker, well below the 30 write units
-//! per second the renewals of those 100 leases cost.
+//! A scan reads the whole table: on DynamoDB a consistent `Scan`, one read
+//! unit per 4 KiB of leases (a lease is ~300 bytes), four times per
+//! failover time per worker. At the default 10 s, 100 leases (~30 KiB) cost
+//! ~8 read units per scan, ~3 per second per worker; the renewals of those
+//! 100 leases cost 30 write units per second (and a write unit costs five
+//! read units on demand). The embedded store's scan is a copy of its map.
 //!
 //! Stealing keeps the KCL's cadence: at most one stealing run per
 //! `2 * failover_time`, so faster scans do not make leases bounce between
@@ -45,7 +46,10 @@
 //! bound the leases that can be read (`target`), and a worker takes waiting
 //! leases only while all its leases stay within the same bound computed
 //! over every lease (`total_target`). So children a worker holds never keep
-//! it from taking their parents.
+//! it from taking their parents. When the parents end, the children it
+//! holds become readable and may put it above the cap for a while: it takes
+//! nothing more until it is below again, and workers below their target
+//! steal from it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;

@@ -165,11 +165,17 @@ async fn reloads_from_file_after_restart() {
             "{name} missing in {text}"
         );
     }
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
+    let entries = files_besides_the_lock(dir.path());
+    assert_eq!(entries.len(), 1, "only the table file remains: {entries:?}");
+}
+
+/// The names in `dir`, except the lock files the stores hold.
+fn files_besides_the_lock(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(entries.len(), 1, "only the table file remains: {entries:?}");
+        .filter(|name| !name.to_string_lossy().ends_with(".leases.lock"))
+        .collect()
 }
 
 #[test]
@@ -204,8 +210,32 @@ async fn failed_write_changes_nothing() {
         Some(lease.clone()),
         "memory unchanged after a failed write"
     );
-    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
-    assert_eq!(leftovers, 1, "the temp file is removed");
+    let leftovers = files_besides_the_lock(dir.path());
+    assert_eq!(leftovers.len(), 1, "the temp file is removed: {leftovers:?}");
     std::fs::remove_dir_all(&path).unwrap();
     store.take(&lease, "w").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_table_fails_naming_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let first = EmbeddedLeaseStore::open(&state, "orders").unwrap();
+    first
+        .create_lease_if_absent(&Lease::new("shard-1", Checkpoint::TrimHorizon))
+        .await
+        .unwrap();
+    let err = EmbeddedLeaseStore::open(&state, "orders").unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&state.display().to_string()), "{message}");
+    assert!(message.contains("orders"), "{message}");
+    assert_eq!(err.kind(), shardline_api::ErrorKind::Permanent, "{message}");
+    // Other tables in the same directory (several pipelines in one
+    // process) and the embedded Kinesis server's `kinesis/` are not locked.
+    let other = EmbeddedLeaseStore::open(&state, "payments").unwrap();
+    let kinesis = shardline_dir_lock::DirLock::acquire(&state.join("kinesis"), "lock").unwrap();
+    drop((other, kinesis));
+    drop(first);
+    let reopened = EmbeddedLeaseStore::open(&state, "orders").unwrap();
+    assert_eq!(reopened.list_leases().await.unwrap().len(), 1);
 }

@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use shardline_dir_lock::{DirLock, DirLockError};
 
 use crate::error::LocalKinesisError;
 
@@ -63,7 +64,7 @@ pub(crate) struct DataDir {
     root: PathBuf,
     /// `<data-dir>/lock`, held with an exclusive `flock` for the life of
     /// the server: two servers on one directory would corrupt the logs.
-    _lock: std::fs::File,
+    _lock: DirLock,
 }
 
 impl DataDir {
@@ -74,9 +75,10 @@ impl DataDir {
     /// another process) uses the directory.
     pub(crate) fn open(root: &Path) -> Result<DataDir, LocalKinesisError> {
         std::fs::create_dir_all(root.join("streams")).map_err(LocalKinesisError::io("create directory", root))?;
-        let path = root.join("lock");
-        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(LocalKinesisError::io("open", &path))?;
-        lock_exclusive(&lock).map_err(|source| LocalKinesisError::Locked { path: root.to_owned(), source })?;
+        let lock = DirLock::acquire(root, "lock").map_err(|e| match e {
+            DirLockError::Held { source, .. } => LocalKinesisError::Locked { path: root.to_owned(), source },
+            DirLockError::Open { path, source } => LocalKinesisError::io("open", path)(source),
+        })?;
         Ok(DataDir { root: root.to_owned(), _lock: lock })
     }
 
@@ -136,24 +138,6 @@ impl DataDir {
             }
         }
     }
-}
-
-#[cfg(unix)]
-fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a file descriptor this function borrows for the call;
-    // the lock is released when the descriptor closes (the DataDir drops).
-    let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(unix))]
-fn lock_exclusive(_file: &std::fs::File) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
