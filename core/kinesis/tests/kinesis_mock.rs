@@ -361,3 +361,26 @@ async fn polling_survives_throttling_and_expired_iterators_without_gaps_or_dupli
     }
     delete_stream(&plain, &stream).await;
 }
+
+/// A shard that no longer exists (past retention, or deleted) is the end of
+/// the shard with no children, as in the Java KCL, not an error
+/// (`GetShardIterator` answers `ResourceNotFoundException`). Polling only:
+/// kinesis-mock's `SubscribeToShard` does not check the shard id.
+#[tokio::test]
+async fn a_vanished_shard_is_a_shard_end_not_an_error() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = client(&endpoint);
+    let stream = new_stream(&client, 1).await;
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    let mut gone = source.list_shards().await.unwrap().remove(0);
+    gone.shard_id = "shardId-000000000099".into();
+    let mut reader = source.reader(&gone, StartPosition::TrimHorizon, &ReadMode::Polling, options());
+    let batch = tokio::time::timeout(DEADLINE, reader.next_batch()).await.expect("an answer in time");
+    let batch = batch.unwrap_or_else(|e| panic!("a vanished shard failed the reader: {e}"));
+    assert_eq!(batch.shard_end, Some(Vec::new()));
+    assert!(batch.records.is_empty());
+    // and it stays ended
+    let again = reader.next_batch().await.expect("the same end again");
+    assert_eq!(again.shard_end, Some(Vec::new()));
+    delete_stream(&client, &stream).await;
+}

@@ -60,6 +60,8 @@ pub async fn run_all(pipelines: Vec<PipelineConfig>, options: RunOptions, shutdo
 ///
 /// # Errors
 /// [`PipelineError::SharedLeaseTable`] naming the table and both pipelines.
+// The pipeline error is large; it is built once, at start, on the error path.
+#[allow(clippy::result_large_err)]
 pub fn check_lease_tables(pipelines: &[PipelineConfig]) -> Result<(), PipelineError> {
     let mut seen: HashMap<(String, String), &str> = HashMap::new();
     for config in pipelines {

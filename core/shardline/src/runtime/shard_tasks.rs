@@ -7,7 +7,7 @@
 //! and handed out when the old task ends: dropping it would leave a lease
 //! the coordinator renews but nobody reads (a zombie) until a restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use shardline_lease::LeaseHandle;
 
@@ -15,7 +15,7 @@ use shardline_lease::LeaseHandle;
 /// for their shard's task to end.
 #[derive(Default)]
 pub(crate) struct ShardTasks {
-    running: HashMap<String, ()>,
+    running: HashSet<String>,
     waiting: HashMap<String, LeaseHandle>,
 }
 
@@ -25,7 +25,7 @@ impl ShardTasks {
     /// until the running task ends.
     pub(crate) fn acquired(&mut self, handle: LeaseHandle) -> Option<LeaseHandle> {
         let shard_id = handle.lease_key().to_owned();
-        if !self.running.contains_key(&shard_id) {
+        if !self.running.contains(&shard_id) {
             return Some(handle);
         }
         tracing::info!(shard_id = %shard_id, "lease acquired again while its previous worker is still stopping; starting a worker when it ends");
@@ -36,7 +36,7 @@ impl ShardTasks {
 
     /// A worker task was started for `shard_id`.
     pub(crate) fn started(&mut self, shard_id: &str) {
-        self.running.insert(shard_id.to_owned(), ());
+        self.running.insert(shard_id.to_owned());
     }
 
     /// The task of `shard_id` ended: returns the lease that waited for it,

@@ -186,3 +186,35 @@ async fn get_records_in_flight_survive_competing_events() {
     worker.await.expect("worker task").expect("worker");
     coordinator.shutdown().await;
 }
+
+#[tokio::test]
+async fn back_off_sleeps_are_not_cut_short_by_competing_events() {
+    let harness = Harness::start(1).await;
+    let proxy = KinesisProxy::start(harness.address);
+    harness.put(0, "r0").await;
+    // A watermark that cannot be checkpointed (every flush fails): the
+    // checkpoint timer wins the worker's `select!` every 10 ms.
+    let sink = Arc::new(FlakySink::default());
+    sink.fail_flushes.store(u32::MAX, Ordering::SeqCst);
+    let mut setup = WorkerSetup::new(harness.source(Some(&proxy)).await, sink.clone());
+    setup.checkpoint_interval = Duration::from_millis(10);
+    let (coordinator, mut acquired) = harness.coordinator("w1").await;
+    let handle = acquired.recv().await.expect("a lease");
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(setup.worker(&harness, handle, shutdown.clone()).run());
+    wait_until("the record delivered", DEADLINE, || !sink.received().is_empty()).await;
+    proxy.throttle_get_records(true);
+    wait_until("6 throttled GetRecords calls", DEADLINE, || proxy.seen.throttled.lock().expect("throttled").len() >= 6).await;
+    let times = proxy.seen.throttled.lock().expect("throttled").clone();
+    // Back-off from 100 ms, doubling, capped at 500 ms (WorkerSetup), each
+    // delay at least half its ceiling: 50 + 100 + 200 + 250 + 250 ms at least
+    // between the first and the sixth call.
+    let spread = times[5] - times[0];
+    println!("6 throttled GetRecords calls within {spread:?}");
+    assert!(spread >= Duration::from_millis(850), "back-off cut short: 6 throttled calls within {spread:?}");
+    proxy.throttle_get_records(false);
+    sink.fail_flushes.store(0, Ordering::SeqCst);
+    shutdown.cancel();
+    worker.await.expect("worker task").expect("worker");
+    coordinator.shutdown().await;
+}

@@ -8,7 +8,9 @@
 //!   `ResourceNotFoundException`, as for a shard past retention;
 //! - `delay_get_records`: holds every `GetRecords` that long before
 //!   forwarding it (a slow call, so that it is in flight when the caller's
-//!   other work happens).
+//!   other work happens);
+//! - `throttle_get_records`: answers every `GetRecords` with
+//!   `ProvisionedThroughputExceededException` and notes when.
 //!
 //! It counts `GetRecords` calls received and the ones whose client went away
 //! before the answer (abandoned mid-flight).
@@ -30,6 +32,7 @@ use serde_json::{json, Value};
 struct State {
     vanished: HashSet<String>,
     delay_get_records: Duration,
+    throttle_get_records: bool,
     /// iterator → shard id, from the answers that passed through.
     iterators: HashMap<String, String>,
 }
@@ -40,6 +43,8 @@ pub(crate) struct Seen {
     pub get_records: AtomicU64,
     pub get_records_abandoned: AtomicU64,
     pub resource_not_found: AtomicU64,
+    /// When each throttled `GetRecords` arrived.
+    pub throttled: Mutex<Vec<std::time::Instant>>,
 }
 
 /// The proxy; it runs on its own thread until the process ends.
@@ -82,6 +87,10 @@ impl KinesisProxy {
     pub(crate) fn delay_get_records(&self, delay: Duration) {
         self.state.lock().expect("state").delay_get_records = delay;
     }
+
+    pub(crate) fn throttle_get_records(&self, on: bool) {
+        self.state.lock().expect("state").throttle_get_records = on;
+    }
 }
 
 /// Counts a `GetRecords` whose handler was dropped before it answered
@@ -112,10 +121,14 @@ async fn handle(
         "GetRecords" => document["ShardIterator"].as_str().and_then(|it| state.lock().expect("state").iterators.get(it).cloned()),
         _ => None,
     };
-    let (vanished, delay) = {
+    let (vanished, delay, throttled) = {
         let state = state.lock().expect("state");
-        (shard.as_ref().is_some_and(|s| state.vanished.contains(s)), state.delay_get_records)
+        (shard.as_ref().is_some_and(|s| state.vanished.contains(s)), state.delay_get_records, state.throttle_get_records && operation == "GetRecords")
     };
+    if throttled {
+        seen.throttled.lock().expect("throttled").push(std::time::Instant::now());
+        return Ok(error("ProvisionedThroughputExceededException", "Rate exceeded for shard in stream under account 000000000000."));
+    }
     let mut in_flight = None;
     if operation == "GetRecords" {
         seen.get_records.fetch_add(1, Ordering::SeqCst);
@@ -128,13 +141,7 @@ async fn handle(
             call.1 = true;
         }
         let message = format!("Shard {} in stream under account 000000000000 does not exist", shard.unwrap_or_default());
-        let body = json!({ "__type": "ResourceNotFoundException", "message": message }).to_string();
-        return Ok(Response::builder()
-            .status(StatusCode::BAD_REQUEST)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amzn-requestid", "injected-by-the-test-proxy")
-            .body(Full::new(Bytes::from(body)))
-            .expect("a response"));
+        return Ok(error("ResourceNotFoundException", &message));
     }
     let response = forward(parts, body, upstream).await?;
     if let Some(call) = &mut in_flight {
@@ -148,6 +155,17 @@ async fn handle(
         }
     }
     Ok(response.into_response())
+}
+
+/// An error answer in Kinesis's format (awsJson1.1, status 400).
+fn error(code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = json!({ "__type": code, "message": message }).to_string();
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", "injected-by-the-test-proxy")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a response")
 }
 
 struct Forwarded {
