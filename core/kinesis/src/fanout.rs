@@ -226,12 +226,27 @@ impl ShardReader for FanOutReader {
                     return Ok(self.finish(batch));
                 }
                 Some(Item::Failed(err @ SourceError::ResourceNotFound { .. })) => {
-                    // The shard no longer exists (past retention, or
-                    // deleted): the end of the shard, as the Java KCL's
-                    // FanOutRecordsPublisher treats it.
-                    tracing::warn!(stream = %self.source.stream(), shard_id = %self.shard_id, error = %err, "shard no longer exists, treating it as ended");
                     self.subscription = None;
-                    return Ok(self.finish(ReadBatch { shard_end: Some(Vec::new()), ..ReadBatch::default() }));
+                    // SubscribeToShard says ResourceNotFound both for a shard
+                    // that no longer exists and for a consumer that was
+                    // deregistered. Only the first is the end of the shard
+                    // (as the Java KCL treats it); ending a live shard would
+                    // skip its records, so ask the listing first.
+                    match self.source.list_shards().await {
+                        Ok(shards) if !shards.iter().any(|s| s.shard_id == self.shard_id) => {
+                            tracing::warn!(stream = %self.source.stream(), shard_id = %self.shard_id, error = %err, "shard no longer exists, treating it as ended");
+                            return Ok(self.finish(ReadBatch { shard_end: Some(Vec::new()), ..ReadBatch::default() }));
+                        }
+                        Ok(_) => {
+                            tracing::warn!(stream = %self.source.stream(), shard_id = %self.shard_id, consumer = %self.consumer_name, error = %err, "shard still listed, so the consumer is gone; registering it again");
+                            if let Some(arn) = self.consumer_arn.take() {
+                                self.source.forget_consumer(&self.consumer_name, &arn).await;
+                            }
+                            self.context.labels().retry("consumer_not_found");
+                            tokio::time::sleep(self.backoff.next_delay()).await;
+                        }
+                        Err(list_err) => self.back_off(list_err).await?,
+                    }
                 }
                 Some(Item::Failed(err)) => {
                     self.subscription = None;

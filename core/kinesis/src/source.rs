@@ -267,6 +267,16 @@ impl KinesisSource {
         })
     }
 
+    /// Forgets the cached ARN of `consumer_name` (when it is still
+    /// `consumer_arn`), so the next [`Self::ensure_consumer`] describes it
+    /// again and registers it when it was deregistered.
+    pub(crate) async fn forget_consumer(&self, consumer_name: &str, consumer_arn: &str) {
+        let mut consumers = self.inner.consumers.lock().await;
+        if consumers.get(consumer_name).is_some_and(|arn| arn == consumer_arn) {
+            consumers.remove(consumer_name);
+        }
+    }
+
     async fn register_consumer(&self, consumer_name: &str) -> Result<(), SourceError> {
         let ctx = self.ctx("RegisterStreamConsumer", None);
         let registered = self

@@ -279,6 +279,28 @@ async fn fan_out_reads_records() {
     delete_stream(&client, &stream).await;
 }
 
+/// A deregistered consumer makes SubscribeToShard answer
+/// ResourceNotFoundException too: that is not the end of the shard. The
+/// reader registers the consumer again and goes on reading.
+#[tokio::test]
+async fn fan_out_survives_a_deregistered_consumer() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = client(&endpoint);
+    let stream = new_stream(&client, 1).await;
+    put(&client, &stream, "p", b"before".to_vec()).await;
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    let shard = source.list_shards().await.unwrap().remove(0);
+    // The source caches the consumer's ARN; deregistering leaves it stale.
+    let stale = source.ensure_consumer("shardline-dereg").await.unwrap();
+    client.deregister_stream_consumer().consumer_arn(&stale).send().await.unwrap();
+    let mode = ReadMode::FanOut { consumer_name: "shardline-dereg".into() };
+    let mut reader = source.reader(&shard, StartPosition::TrimHorizon, &mode, options());
+    let (records, shard_end) = read(&mut reader, 1).await;
+    assert_eq!(summary(&records), vec![(0, "before".into(), false)]);
+    assert_eq!(shard_end, None, "a live shard was ended because its consumer was deregistered");
+    delete_stream(&client, &stream).await;
+}
+
 /// Replaces some `GetRecords` responses with throttling and expired-iterator
 /// errors (kinesis-mock never sends them).
 /// The `X-Amz-Target` of the request being sent (the request is gone by the
