@@ -150,11 +150,9 @@ impl Reason {
             | Reason::Timeout
             | Reason::Connection
             | Reason::UnreadableResponse => ErrorKind::Retriable,
-            Reason::InvalidCredentials
-            | Reason::AccessDenied
-            | Reason::ClientError
-            | Reason::Construction
-            | Reason::Configuration => ErrorKind::Permanent,
+            Reason::InvalidCredentials | Reason::AccessDenied | Reason::ClientError | Reason::Construction | Reason::Configuration => {
+                ErrorKind::Permanent
+            }
         }
     }
 

@@ -19,7 +19,15 @@ fn service(code: &str, status: u16) -> SdkError<ErrorMetadata, HttpResponse> {
 #[test]
 fn the_sdk_lists_are_reused_not_copied() {
     // Pinned so that an SDK upgrade that drops one is noticed.
-    for code in ["Throttling", "ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException", "SlowDown", "RequestLimitExceeded", "TooManyRequestsException"] {
+    for code in [
+        "Throttling",
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "SlowDown",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    ] {
         assert!(THROTTLING_ERRORS.contains(&code), "{code}");
         assert_eq!(classify_response(Some(400), Some(code)), Reason::Throttling, "{code}");
         assert!(is_throttling_code(code));
@@ -54,7 +62,16 @@ fn expired_credentials_are_retriable_and_invalid_ones_permanent() {
             assert_eq!(reason.kind(), ErrorKind::Retriable);
         }
     }
-    for code in ["InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSignatureException", "MissingAuthenticationToken", "IncompleteSignature", "InvalidToken"] {
+    for code in [
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        "InvalidToken",
+    ] {
         let reason = classify(&service(code, 400));
         assert_eq!(reason, Reason::InvalidCredentials, "{code}");
         assert_eq!(reason.kind(), ErrorKind::Permanent);
@@ -119,7 +136,6 @@ fn failures_without_an_answer() {
 fn event_stream_errors_have_no_status() {
     let message = RawMessage::invalid(None);
     assert_eq!(message.status_code(), None);
-    let err: SdkError<ErrorMetadata, RawMessage> =
-        SdkError::service_error(ErrorMetadata::builder().code("InternalFailure").build(), message);
+    let err: SdkError<ErrorMetadata, RawMessage> = SdkError::service_error(ErrorMetadata::builder().code("InternalFailure").build(), message);
     assert_eq!(classify(&err), Reason::ServiceFailure);
 }

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod test_support;
 mod timeouts;
 
 pub use classify::{classify, classify_response, Reason};

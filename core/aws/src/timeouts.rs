@@ -55,11 +55,7 @@ impl Timeouts {
 
     /// The SDK's timeout configuration for these bounds.
     pub fn sdk_config(&self) -> TimeoutConfig {
-        TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_timeout(self.operation)
-            .operation_attempt_timeout(self.attempt)
-            .build()
+        TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_timeout(self.operation).operation_attempt_timeout(self.attempt).build()
     }
 }
 

@@ -5,22 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use shardline_aws::test_support::hung_endpoint;
 use shardline_aws::{classify, emulator_sdk_config_with, Reason, Timeouts};
-use tokio::net::TcpListener;
-
-/// A listener on 127.0.0.1 that accepts every connection, reads nothing,
-/// answers nothing and keeps the sockets open.
-async fn hung_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    format!("http://{address}")
-}
 
 const BOUNDS: Timeouts = Timeouts { operation: Duration::from_millis(1500), attempt: Duration::from_millis(300) };
 
@@ -38,7 +24,7 @@ fn unbounded(endpoint: &str) -> aws_types::SdkConfig {
 
 #[tokio::test]
 async fn kinesis_get_records_ends_within_the_bounds() {
-    let endpoint = hung_server().await;
+    let endpoint = hung_endpoint().await.expect("listener");
     let call = |sdk: &aws_types::SdkConfig| {
         let client = aws_sdk_kinesis::Client::new(sdk);
         async move { client.get_records().shard_iterator("AAAA").send().await }
@@ -49,9 +35,7 @@ async fn kinesis_get_records_ends_within_the_bounds() {
     assert!(before.is_err(), "without the bounds the call should hang past {guard:?}: {before:?}");
 
     let started = Instant::now();
-    let result = tokio::time::timeout(guard, call(&emulator_sdk_config_with(&endpoint, BOUNDS)))
-        .await
-        .expect("the bounded call must end by itself");
+    let result = tokio::time::timeout(guard, call(&emulator_sdk_config_with(&endpoint, BOUNDS))).await.expect("the bounded call must end by itself");
     let elapsed = started.elapsed();
     let err = result.expect_err("nobody answers");
     assert_eq!(classify(&err), Reason::Timeout, "{err:?}");
@@ -62,7 +46,7 @@ async fn kinesis_get_records_ends_within_the_bounds() {
 #[tokio::test]
 async fn dynamodb_get_item_and_update_item_end_within_the_bounds() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let endpoint = hung_server().await;
+    let endpoint = hung_endpoint().await.expect("listener");
     let key = || AttributeValue::S("shardId-000000000000".to_owned());
 
     let guard = BOUNDS.operation + SLACK;

@@ -406,3 +406,43 @@ async fn a_vanished_shard_is_a_shard_end_not_an_error() {
     assert_eq!(again.shard_end, Some(Vec::new()));
     delete_stream(&client, &stream).await;
 }
+
+/// The operation and attempt timeouts bound the SubscribeToShard call up to
+/// its initial response, not the five-minute event stream that follows: a
+/// record put after both have passed arrives on the same subscription.
+#[tokio::test]
+async fn a_fan_out_subscription_outlives_the_call_timeouts() {
+    use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
+    let Some(endpoint) = endpoint() else { return };
+    let bounds = shardline_aws::Timeouts { operation: Duration::from_millis(1500), attempt: Duration::from_millis(700) };
+    let client = Client::new(&shardline_aws::emulator_sdk_config_with(&endpoint, bounds));
+    let stream = new_stream(&client, 1).await;
+    let source = KinesisSource::connect(client.clone(), &stream).await.unwrap();
+    let arn = source.ensure_consumer("bounded").await.unwrap();
+    let shard = source.list_shards().await.unwrap().remove(0);
+    let subscribed = Instant::now();
+    let out = client
+        .subscribe_to_shard()
+        .consumer_arn(&arn)
+        .shard_id(&shard.shard_id)
+        .starting_position(StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut events = out.event_stream;
+    // Past both bounds (the point of the test, not a wait for a condition).
+    tokio::time::sleep_until((subscribed + 2 * bounds.operation).into()).await;
+    put(&client, &stream, "p", b"late".to_vec()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, events.recv()).await.expect("the record arrives before the deadline");
+        match event.expect("the subscription is still open past the timeouts") {
+            Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)) if e.records.iter().any(|r| r.data.as_ref() == b"late") => break,
+            Some(_) => {}
+            None => panic!("the subscription ended"),
+        }
+    }
+    assert!(subscribed.elapsed() > 2 * bounds.operation);
+    delete_stream(&client, &stream).await;
+}

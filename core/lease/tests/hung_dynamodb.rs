@@ -7,23 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
-use shardline_lease::{Checkpoint, DynamoDbLeaseStore, Lease, LeaseError, LeaseStore};
+use shardline_aws::test_support::hung_endpoint;
 use shardline_aws::Timeouts;
-use tokio::net::TcpListener;
-
-/// Accepts every connection on 127.0.0.1, never reads or answers, keeps
-/// the sockets open.
-async fn hung_dynamodb() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    format!("http://{address}")
-}
+use shardline_lease::{Checkpoint, DynamoDbLeaseStore, Lease, LeaseError, LeaseStore};
 
 const BOUNDS: Timeouts = Timeouts { operation: Duration::from_millis(1500), attempt: Duration::from_millis(300) };
 const SLACK: Duration = Duration::from_secs(3);
@@ -37,7 +23,7 @@ fn owned_lease() -> Lease {
 
 #[tokio::test]
 async fn a_checkpoint_on_a_hung_connection_fails_retriable_within_the_bound() {
-    let endpoint = hung_dynamodb().await;
+    let endpoint = hung_endpoint().await.expect("listener");
     let sdk = shardline_aws::emulator_sdk_config_with(&endpoint, BOUNDS);
     let lease = owned_lease();
     let guard = BOUNDS.operation + SLACK;
