@@ -15,35 +15,13 @@ use serde_json::{json, Value};
 use shardline_e2e::*;
 
 /// The DATA_MESSAGE of the CloudWatch Logs user guide ("Validate the flow
-/// of log events").
-const DOCUMENTED_DATA_MESSAGE: &str = r#"{
-    "owner": "111111111111",
-    "logGroup": "CloudTrail/logs",
-    "logStream": "111111111111_CloudTrail/logs_us-east-1",
-    "subscriptionFilters": [
-        "RecipientStream"
-    ],
-    "messageType": "DATA_MESSAGE",
-    "logEvents": [
-        {
-            "id": "3195310660696698337880902507980421114328961542429EXAMPLE",
-            "timestamp": 1432826855000,
-            "message": "{\"eventVersion\":\"1.03\",\"userIdentity\":{\"type\":\"Root\"}"
-        },
-        {
-            "id": "3195310660696698337880902507980421114328961542430EXAMPLE",
-            "timestamp": 1432826855000,
-            "message": "{\"eventVersion\":\"1.03\",\"userIdentity\":{\"type\":\"Root\"}"
-        },
-        {
-            "id": "3195310660696698337880902507980421114328961542431EXAMPLE",
-            "timestamp": 1432826855000,
-            "message": "{\"eventVersion\":\"1.03\",\"userIdentity\":{\"type\":\"Root\"}"
-        }
-    ]
-}"#;
+/// of log events"), as the transform's unit tests use it.
+const DOCUMENTED_DATA_MESSAGE: &str =
+    include_str!("../../transforms/src/decode_cloudwatch_logs/documented-data-message.json");
 
-const DOCUMENTED_CONTROL_MESSAGE: &str = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1432826855000,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
+/// CloudWatch Logs' reachability check.
+const DOCUMENTED_CONTROL_MESSAGE: &str =
+    include_str!("../../transforms/src/decode_cloudwatch_logs/documented-control-message.json");
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());

@@ -42,12 +42,13 @@
 //!   above (naming the field, e.g. `logEvents[2].timestamp`).
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use shardline_api::{ByteSize, Payload, Record, Transform, TransformError};
+use shardline_api::{ByteSize, Payload, Record, RecordMeta, Transform, TransformError};
 
 use crate::path::kind;
 use crate::{config, TransformBuildError};
@@ -201,12 +202,14 @@ fn epoch_millis(millis: i64) -> Option<SystemTime> {
 }
 
 impl DecodeCloudwatchLogs {
-    /// One output object (and its event time) per entry of `logEvents`.
+    /// One output record per entry of `logEvents`, all at the position of
+    /// the Kinesis record (`meta`).
     fn events(
         &self,
         events: Vec<Value>,
         envelope: &[(&'static str, Value); 4],
-    ) -> Result<Vec<(Map<String, Value>, SystemTime)>, TransformError> {
+        meta: &Arc<RecordMeta>,
+    ) -> Result<Vec<Record>, TransformError> {
         let mut outputs = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
             let at = |key: &str| format!("logEvents[{i}].{key}");
@@ -232,7 +235,11 @@ impl DecodeCloudwatchLogs {
             for (key, value) in envelope {
                 event.insert((*key).to_owned(), value.clone());
             }
-            outputs.push((event, time));
+            outputs.push(Record {
+                payload: Payload::Json(Value::Object(event)),
+                meta: meta.clone(),
+                event_time: Some(time),
+            });
         }
         Ok(outputs)
     }
@@ -274,12 +281,7 @@ impl Transform for DecodeCloudwatchLogs {
         };
         // Built completely before anything is pushed: a bad event fails the
         // whole record and leaves `out` as it was.
-        let outputs = self.events(events, &envelope)?;
-        out.extend(outputs.into_iter().map(|(event, time)| Record {
-            payload: Payload::Json(Value::Object(event)),
-            meta: record.meta.clone(),
-            event_time: Some(time),
-        }));
+        out.extend(self.events(events, &envelope, &record.meta)?);
         Ok(())
     }
 }

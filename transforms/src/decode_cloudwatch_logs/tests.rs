@@ -16,36 +16,11 @@ use crate::test_support::{build, build_error, record, run};
 
 /// The DATA_MESSAGE of the user guide, byte for byte (its CloudTrail
 /// messages are cut short there, so they are not valid JSON).
-const DOCUMENTED_DATA_MESSAGE: &str = r#"{
-    "owner": "111111111111",
-    "logGroup": "CloudTrail/logs",
-    "logStream": "111111111111_CloudTrail/logs_us-east-1",
-    "subscriptionFilters": [
-        "RecipientStream"
-    ],
-    "messageType": "DATA_MESSAGE",
-    "logEvents": [
-        {
-            "id": "3195310660696698337880902507980421114328961542429EXAMPLE",
-            "timestamp": 1432826855000,
-            "message": "{\"eventVersion\":\"1.03\",\"userIdentity\":{\"type\":\"Root\"}"
-        },
-        {
-            "id": "3195310660696698337880902507980421114328961542430EXAMPLE",
-            "timestamp": 1432826855000,
-            "message": "{\"eventVersion\":\"1.03\",\"userIdentity\":{\"type\":\"Root\"}"
-        },
-        {
-            "id": "3195310660696698337880902507980421114328961542431EXAMPLE",
-            "timestamp": 1432826855000,
-            "message": "{\"eventVersion\":\"1.03\",\"userIdentity\":{\"type\":\"Root\"}"
-        }
-    ]
-}"#;
+const DOCUMENTED_DATA_MESSAGE: &str = include_str!("documented-data-message.json");
 
 /// The reachability check CloudWatch Logs writes when a subscription filter
 /// is created.
-const DOCUMENTED_CONTROL_MESSAGE: &str = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1432826855000,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
+const DOCUMENTED_CONTROL_MESSAGE: &str = include_str!("documented-control-message.json");
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
@@ -79,6 +54,13 @@ fn payloads(out: &[Record]) -> Vec<Value> {
             Payload::Bytes(b) => panic!("expected JSON, got bytes {:?}", String::from_utf8_lossy(b)),
         })
         .collect()
+}
+
+/// `gzip` with its CRC-32 trailer damaged.
+fn damage_crc(mut gzip: Vec<u8>) -> Record {
+    let crc = gzip.len() - 8;
+    gzip[crc] ^= 0xff;
+    record(Payload::Bytes(Bytes::from(gzip)))
 }
 
 fn reason(options: &str, input: Record) -> String {
@@ -200,11 +182,7 @@ fn bad_gzip_is_dead_lettered_with_the_reason() {
     let truncated = record(Payload::Bytes(Bytes::copy_from_slice(&whole[..whole.len() / 2])));
     let why = reason("", truncated);
     assert!(why.starts_with("decode_cloudwatch_logs: invalid gzip after "), "{why}");
-    // A damaged CRC-32 in the trailer.
-    let mut damaged = whole.clone();
-    let crc = damaged.len() - 8;
-    damaged[crc] ^= 0xff;
-    let why = reason("", record(Payload::Bytes(Bytes::from(damaged))));
+    let why = reason("", damage_crc(whole));
     assert!(why.starts_with("decode_cloudwatch_logs: invalid gzip"), "{why}");
 }
 
@@ -274,10 +252,7 @@ fn a_gzip_bomb_is_dead_lettered_at_the_default_limit() {
     assert!(why.contains("decompresses to more than max_decompressed_bytes (10MiB)"), "{why}");
     // Inflating stops at the limit: a damaged trailer 1 MiB past it is never
     // reached (reading on would fail on its CRC instead).
-    let mut damaged = bomb;
-    let crc = damaged.len() - 8;
-    damaged[crc] ^= 0xff;
-    let why = reason("", record(Payload::Bytes(Bytes::from(damaged))));
+    let why = reason("", damage_crc(bomb));
     assert!(why.contains("decompresses to more than max_decompressed_bytes (10MiB)"), "{why}");
 }
 
