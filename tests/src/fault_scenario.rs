@@ -246,7 +246,7 @@ pub fn check_duplicates(
                 continue;
             }
             if unexplained.len() >= 20 {
-                unexplained.push(format!("{id}"));
+                unexplained.push(id.clone());
             } else {
                 let near: Vec<String> = by_shard
                     .get(record.shard.as_str())
