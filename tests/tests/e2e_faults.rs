@@ -1,9 +1,10 @@
 //! The fault test: three `shardline run` workers on one DynamoDB lease
-//! table, six shards on kinesis-mock, a steady keyed producer (~150
-//! records/s), and a fault schedule:
-//! - kill -9 of a random worker every 10-15 s (seeded), restarted at once
-//!   under a *new* worker id, so a killed worker's leases can only come
-//!   back through takeover (expiry after `failover_time`);
+//! table, six shards on kinesis-mock, a steady keyed producer (30 keys
+//! every 200 ms, at most 150 records/s), and a fault schedule:
+//! - kill -9 of a random worker holding a lease every 10-15 s (seeded),
+//!   restarted at once under a *new* worker id, so a killed worker's
+//!   leases can only come back through takeover (expiry after
+//!   `failover_time`);
 //! - GetRecords throttling through [`KinesisProxy`]: every 10th call is
 //!   answered `400 ProvisionedThroughputExceededException` (Kinesis JSON
 //!   1.1), the others forwarded after 25 ms (a real service's latency);
@@ -48,6 +49,7 @@
 //!   within 1 s of a kill -9 (the dead process's connections) are excluded
 //!   and reported apart;
 //! - every worker exits 0 on SIGTERM.
+//!
 //! Sanity checks make sure the faults did happen (kills, throttled calls,
 //! refused and hung writes, a reshard).
 
@@ -188,11 +190,13 @@ async fn fault_schedule_loses_nothing_and_recovers_fast() {
 
     let mut current: Vec<Worker> = (1..=WORKERS).map(|i| Worker::start(&bin, &pipeline, &format!("w{i}"), dir.path())).collect();
     let mut retired: Vec<Worker> = Vec::new();
-    wait_until(Duration::from_secs(60), "every shard leased", || async {
+    wait_until(Duration::from_secs(60), "every shard leased and every worker holding a lease", || async {
         for w in &current {
             w.ensure_running()?;
         }
-        Ok(leases.scan().await?.iter().filter(|l| l.lease_owner.is_some()).count() >= SHARDS as usize)
+        let scan = leases.scan().await?;
+        let owners: BTreeSet<&str> = scan.iter().filter_map(|l| l.lease_owner.as_deref()).collect();
+        Ok(scan.iter().filter(|l| l.lease_owner.is_some()).count() >= SHARDS as usize && current.iter().all(|w| owners.contains(w.id())))
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
@@ -213,8 +217,13 @@ async fn fault_schedule_loses_nothing_and_recovers_fast() {
         }
         match step {
             Step::Kill => {
-                let slot = rng.gen_range(0..WORKERS);
+                // A random worker among those holding a lease that is not
+                // finished (a worker without one has nothing to take over).
                 let snapshot = leases.scan().await.expect("scan leases before the kill");
+                let holding: Vec<usize> = (0..WORKERS)
+                    .filter(|&i| snapshot.iter().any(|l| l.lease_owner.as_deref() == Some(current[i].id()) && l.checkpoint.as_deref() != Some("SHARD_END")))
+                    .collect();
+                let slot = if holding.is_empty() { rng.gen_range(0..WORKERS) } else { holding[rng.gen_range(0..holding.len())] };
                 let victim = current[slot].id().to_owned();
                 let killed_at = SystemTime::now();
                 current[slot].kill9();
@@ -316,6 +325,12 @@ async fn fault_schedule_loses_nothing_and_recovers_fast() {
     let abandoned_kill = kinesis_stats.abandoned.iter().filter(|t| near_kill(t)).count();
     let abandoned_shutdown = kinesis_stats.abandoned.iter().filter(|t| !near_kill(t) && **t >= shutdown_started).count();
     let abandoned = kinesis_stats.abandoned.len() - abandoned_kill - abandoned_shutdown;
+    let losses: Vec<SystemTime> = events.iter().filter(|e| e.message == "lost lease").map(|e| e.at).collect();
+    let abandoned_at_loss = kinesis_stats
+        .abandoned
+        .iter()
+        .filter(|t| !near_kill(t) && **t < shutdown_started && losses.iter().any(|l| (-0.1..=1.0).contains(&scenario::secs_between(**t, *l))))
+        .count();
     let pct = |a: usize, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
     let abandoned_pct = pct(abandoned, kinesis_stats.get_records);
     let limit = 2.0 * FAILOVER_TIME.as_secs_f64();
@@ -333,7 +348,7 @@ async fn fault_schedule_loses_nothing_and_recovers_fast() {
     eprintln!("records delivered        : {} distinct, {deliveries_total} deliveries in {} objects; lost {}", deliveries.times.len(), s3_stats.puts.len(), lost.len());
     eprintln!("duplicates               : {duplicates} ({:.3} % of produced), unexplained {}", 100.0 * duplicates as f64 / produced.len().max(1) as f64, unexplained.len());
     eprintln!("kills (kill -9)          : {} ; takeover min/median/max {tmin:.2} / {tmed:.2} / {tmax:.2} s (limit {limit:.1} s), per kill: {:?}", kills.len(), takeovers.iter().map(|(w, t)| format!("{w}: {t:.2?}")).collect::<Vec<_>>());
-    eprintln!("GetRecords               : {} calls, {} throttled ({:.2} %), {abandoned} abandoned ({abandoned_pct:.2} %) [+{abandoned_kill} at kill -9, +{abandoned_shutdown} at shutdown, not counted]", kinesis_stats.get_records, kinesis_stats.throttled, pct(kinesis_stats.throttled as usize, kinesis_stats.get_records));
+    eprintln!("GetRecords               : {} calls, {} throttled ({:.2} %), {abandoned} abandoned ({abandoned_pct:.2} %, {abandoned_at_loss} of them within 1 s of a lease loss) [+{abandoned_kill} at kill -9, +{abandoned_shutdown} at shutdown, not counted]", kinesis_stats.get_records, kinesis_stats.throttled, pct(kinesis_stats.throttled as usize, kinesis_stats.get_records));
     eprintln!("S3 requests              : {} ; refused (503 SlowDown) {}, hung {}, abandoned by the client {}", s3_stats.requests, s3_stats.refused, s3_stats.hung, s3_stats.abandoned);
     eprintln!("lease table              : {} scans, {} owner changes, {} checkpoint regressions, parents {:?} at SHARD_END: {}", history.samples, history.owner_changes.values().sum::<usize>(), history.regressions.len(), parents, not_at_end.is_empty());
     eprintln!("SIGTERM exits            : {}", if exits.is_empty() { "all 0".to_owned() } else { format!("{} failed", exits.len()) });

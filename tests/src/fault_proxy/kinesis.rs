@@ -110,7 +110,7 @@ async fn handle(state: Arc<State>, forwarder: Forwarder, request: Buffered) -> A
             let guard = InFlight::new(state.abandoned.clone());
             let call = state.get_records.fetch_add(1, Ordering::SeqCst) + 1;
             let every = u64::from(state.throttle_every.load(Ordering::SeqCst));
-            if every > 0 && call % every == 0 {
+            if every > 0 && call.is_multiple_of(every) {
                 state.throttled.fetch_add(1, Ordering::SeqCst);
                 guard.answered();
                 return throughput_exceeded();

@@ -129,7 +129,7 @@ async fn handle(state: Arc<State>, forwarder: Forwarder, request: Buffered) -> A
         let fault = *state.fault.lock().unwrap_or_else(|e| e.into_inner());
         let refuse = match fault {
             S3Fault::Pass => false,
-            S3Fault::SlowDownEvery(n) => n > 0 && write % n == 0,
+            S3Fault::SlowDownEvery(n) => n > 0 && write.is_multiple_of(n),
             S3Fault::Refuse => true,
             S3Fault::Hang => {
                 state.hung.fetch_add(1, Ordering::SeqCst);
