@@ -5,13 +5,14 @@
 //! dead-lettered after `retry_attempts`, a hung `flush` is a retriable
 //! error at the deadline, and the plugin's late answers are ignored (no
 //! crash, nothing acknowledged twice), also when the instance is destroyed
-//! with calls still running.
+//! with calls still running; an instance whose `init` was abandoned is
+//! destroyed once the init finishes.
 //!
 //! The plugins run on their own runtimes (real time), so deadlines here are
 //! real and short; what the test waits for is polled with a deadline.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,17 +58,28 @@ struct Script {
     send_gate: Gate,
     /// Every flush waits here.
     flush_gate: Gate,
+    /// Every init waits here (plugin 3 only).
+    init_gate: Gate,
+    /// Instances dropped (destroyed by the host).
+    dropped: AtomicUsize,
     /// Payloads written, late answers included.
     written: Mutex<Vec<String>>,
     /// First payloads of batches already sent once.
     seen: Mutex<Vec<String>>,
 }
 
-static SCRIPTS: [Script; 3] = [Script::new(), Script::new(), Script::new()];
+static SCRIPTS: [Script; 4] = [Script::new(), Script::new(), Script::new(), Script::new()];
 
 impl Script {
     const fn new() -> Self {
-        Script { send_gate: Gate::new(), flush_gate: Gate::new(), written: Mutex::new(Vec::new()), seen: Mutex::new(Vec::new()) }
+        Script {
+            send_gate: Gate::new(),
+            flush_gate: Gate::new(),
+            init_gate: Gate::new(),
+            dropped: AtomicUsize::new(0),
+            written: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
+        }
     }
     fn written(&self) -> Vec<String> {
         self.written.lock().expect("lock").clone()
@@ -87,6 +99,9 @@ impl<const ID: usize> SinkPlugin for Hanging<ID> {
     }
 
     async fn init(_: serde_json::Value, _: InitContext) -> Result<Self, SinkError> {
+        if ID == 3 {
+            SCRIPTS[ID].init_gate.pass().await;
+        }
         Ok(Hanging)
     }
 
@@ -113,6 +128,12 @@ impl<const ID: usize> SinkPlugin for Hanging<ID> {
     async fn flush(&self) -> Result<(), SinkError> {
         SCRIPTS[ID].flush_gate.pass().await;
         Ok(())
+    }
+}
+
+impl<const ID: usize> Drop for Hanging<ID> {
+    fn drop(&mut self) {
+        SCRIPTS[ID].dropped.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -266,4 +287,28 @@ async fn a_hung_flush_is_a_retriable_error_at_the_deadline() {
     sink.flush().await.expect("a flush after the plugin recovered");
     let text = metrics().render();
     assert!(text.contains(r#"shardline_plugin_calls_total{plugin="hanging2",call="flush",outcome="ok"} 1"#), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_init_was_abandoned_is_destroyed() {
+    let script = &SCRIPTS[3];
+    let sink = bounded::<3>();
+    let err = tokio::time::timeout(Duration::from_secs(30), sink.healthcheck()).await.expect("returns").expect_err("init hangs");
+    assert!(err.kind.is_retriable() && err.message.contains("healthcheck did not complete"), "{err}");
+    // The init finishes after nobody waits for it: its instance is
+    // destroyed instead of leaking with its runtime.
+    script.init_gate.open();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while script.dropped.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the abandoned instance was never destroyed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The next call makes a new instance and is answered.
+    sink.healthcheck().await.expect("healthcheck");
+    drop(sink);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while script.dropped.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the second instance was not destroyed with the sink");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
