@@ -70,6 +70,15 @@ pub struct DeliveryConfig {
     /// Longest back-off between retries (also caps a sink's own back-off
     /// hint). Default `"30s"`.
     pub retry_max_backoff: HumanDuration,
+    /// Longest wait for one sink call (`send`, `flush`, `healthcheck`,
+    /// `close`) before the engine abandons it: a `send` past it counts as a
+    /// retriable failure of the whole batch (sent again after back-off,
+    /// within `retry_attempts`), a `flush` past it postpones the
+    /// checkpoint. Default `"20m"`, above the longest call a shipped sink
+    /// makes on its own (a Redshift `COPY`, bounded by that sink's
+    /// `statement_timeout`, default 15 minutes); sinks whose calls take
+    /// seconds (S3, Elasticsearch, DynamoDB) can use far less, e.g. `"2m"`.
+    pub call_timeout: HumanDuration,
 }
 
 impl Default for DeliveryConfig {
@@ -79,6 +88,7 @@ impl Default for DeliveryConfig {
             retry_attempts: 10,
             retry_initial_backoff: HumanDuration::from_millis(200),
             retry_max_backoff: HumanDuration::from_secs(30),
+            call_timeout: HumanDuration::from_secs(20 * 60),
         }
     }
 }
@@ -105,6 +115,9 @@ impl DeliveryConfig {
                 ),
             ));
         }
+        if self.call_timeout.get().is_zero() {
+            problems.push(("call_timeout".to_owned(), "must be longer than 0s".to_owned()));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -129,6 +142,7 @@ mod tests {
         let d: DeliveryConfig = toml::from_str("").expect("empty delivery section");
         assert_eq!(d, DeliveryConfig::default());
         assert_eq!(d.retry_initial_backoff.get(), Duration::from_millis(200));
+        assert_eq!(d.call_timeout.get(), Duration::from_secs(20 * 60));
         assert!(b.validate().is_ok() && d.validate().is_ok());
     }
 
@@ -150,8 +164,11 @@ mod tests {
             retry_attempts: 0,
             retry_initial_backoff: HumanDuration::from_secs(2),
             retry_max_backoff: HumanDuration::from_secs(1),
+            call_timeout: HumanDuration::from_secs(0),
         };
         let keys: Vec<String> = d.validate().expect_err("invalid").into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["concurrency", "retry_max_backoff"]);
+        assert_eq!(keys, ["concurrency", "retry_max_backoff", "call_timeout"]);
+        let d: DeliveryConfig = toml::from_str("call_timeout = \"90s\"").expect("parses");
+        assert_eq!(d.call_timeout.get(), Duration::from_secs(90));
     }
 }

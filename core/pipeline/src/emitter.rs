@@ -178,6 +178,7 @@ mod tests {
             retry_attempts: 3,
             retry_initial_backoff: HumanDuration::from_millis(100),
             retry_max_backoff: HumanDuration::from_millis(1000),
+            ..DeliveryConfig::default()
         });
         for _ in 0..100 {
             for (retry, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (60, 1000)] {

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod buffer;
+mod call_timeout;
 pub mod chain;
 mod config;
 pub mod dead_letter;
@@ -28,6 +29,7 @@ mod watermark;
 
 use std::sync::Arc;
 
+pub use call_timeout::CallTimeout;
 pub use chain::{Chain, ChainFailure, Emitted};
 pub use config::{BufferConfig, DeliveryConfig};
 pub use dead_letter::{DeadLetter, DeadLetterConfig, DeadLetterEntry};

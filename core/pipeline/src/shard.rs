@@ -144,6 +144,10 @@ impl ShardPipeline {
     /// A pipeline for one shard. `buffer` and `delivery` should have passed
     /// `validate()`; out-of-range values are clamped (at least 1 record per
     /// batch, 1 batch in flight).
+    ///
+    /// `delivery.call_timeout` is not applied here: give a sink wrapped
+    /// once in [`CallTimeout`](crate::CallTimeout) (the runtime does, so the
+    /// shard worker's own flushes are bounded too).
     pub fn new(
         ctx: ShardContext,
         transforms: Vec<Box<dyn Transform>>,

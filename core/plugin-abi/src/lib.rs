@@ -28,6 +28,16 @@
 //! runs the work on its own runtime and calls the completion exactly once,
 //! from any thread. No host thread waits on the plugin's I/O.
 //!
+//! # Deadlines
+//! The host may stop waiting for an asynchronous call before its completion
+//! comes: Shardline abandons a call after `[delivery] call_timeout` and
+//! retries it (a `send` may be made again with the same records while the
+//! abandoned one still runs). The plugin keeps the right, and the duty, to
+//! call the abandoned call's completion exactly once, whenever it finishes:
+//! the host keeps the context and the record array alive until then,
+//! ignores the late result and frees them. A plugin should therefore write
+//! idempotently and bound its own calls below the host's deadline.
+//!
 //! # Memory
 //! - Everything the host passes in (config text, [`InitContext`], the
 //!   record array and the bytes it points to) is owned by the host. Config

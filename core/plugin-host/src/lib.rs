@@ -26,8 +26,11 @@
 //!
 //! # Metrics
 //! `shardline_plugin_calls_total{plugin,call,outcome}` counts calls into
-//! plugins (`outcome` = `ok`, `retriable` or `permanent`) and
-//! `shardline_plugin_call_duration_seconds{plugin,call}` times them.
+//! plugins (`outcome` = `ok`, `retriable` or `permanent`, or `abandoned`
+//! when the host stopped waiting, e.g. after `[delivery] call_timeout`),
+//! `shardline_plugin_call_duration_seconds{plugin,call}` times them, and
+//! `shardline_plugin_late_completions_total{plugin,call}` counts answers to
+//! abandoned calls, which are ignored.
 #![warn(missing_docs)]
 
 mod discover;

@@ -5,7 +5,12 @@
 //! completion's context. The plugin calls [`on_complete`] exactly once; it
 //! copies the result, fulfils the channel and frees the state, and with it
 //! the batch. The host future only awaits the channel, so dropping it (the
-//! call is cancelled) never frees memory the plugin still reads.
+//! call is cancelled, e.g. abandoned after `[delivery] call_timeout`) never
+//! frees memory the plugin still reads, and a completion that comes after
+//! that is ignored: it finds the receiver gone, counts itself in
+//! `shardline_plugin_late_completions_total` and frees the state. Nothing
+//! is acknowledged twice, because only the value the host future returns
+//! reaches the engine.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,10 +28,18 @@ use tokio::sync::{oneshot, OnceCell};
 
 use crate::library::LoadedPlugin;
 
-/// A plugin instance's handle. The SDK's handles are `Send + Sync` (the
-/// plugin value is `Sync`, its runtime is thread-safe); the ABI requires it
-/// of every plugin.
-struct Handle(*mut c_void);
+/// A plugin instance's handle, destroyed when dropped. The SDK's handles
+/// are `Send + Sync` (the plugin value is `Sync`, its runtime is
+/// thread-safe); the ABI requires it of every plugin.
+///
+/// Owning the handle also makes `init` cancel safe: when the future that
+/// waits for it is dropped (the first call abandoned after its deadline),
+/// the blocking task's result is dropped and the instance destroyed,
+/// instead of leaking with its runtime.
+struct Handle {
+    ptr: *mut c_void,
+    destroy: unsafe extern "C" fn(handle: *mut c_void),
+}
 
 // SAFETY: see above; the handle is only passed back to the plugin.
 unsafe impl Send for Handle {}
@@ -39,6 +52,11 @@ unsafe impl Sync for Handle {}
 /// usually the pipeline's healthcheck, on tokio's blocking pool; a failed
 /// init is tried again by the next call. The instance is destroyed when the
 /// sink is dropped.
+///
+/// # Cancel safety
+/// Every call is cancel safe: dropping its future (the engine abandons a
+/// call after `[delivery] call_timeout`) leaves the call running in the
+/// plugin with everything it reads, and its late answer is ignored.
 pub struct PluginSink {
     plugin: Arc<LoadedPlugin>,
     config: Arc<Vec<u8>>,
@@ -76,6 +94,9 @@ type Outcome = Result<Vec<RecordStatus>, SinkError>;
 /// What a completion's context points to.
 struct CallState {
     reply: oneshot::Sender<Outcome>,
+    /// For the log line and metric of a late completion.
+    plugin: Arc<LoadedPlugin>,
+    call: Call,
     _batch: Option<FfiBatch>,
 }
 
@@ -135,7 +156,12 @@ unsafe extern "C" fn on_complete(context: *mut c_void, result: *const CallResult
         if context.is_null() {
             return;
         }
-        // SAFETY: the plugin hands back the context of `start` exactly once.
+        // SAFETY: `context` is the box `start` leaked for this call, whose
+        // one owner is the plugin until it hands it back here, exactly once
+        // (the ABI's rule; the SDK's `Completer` keeps it even when the
+        // call panics). The host future holds only the receiver, so the
+        // box is not freed anywhere else, however long the plugin takes
+        // and whether or not the host still waits.
         let state = unsafe { Box::from_raw(context.cast::<CallState>()) };
         // SAFETY: the plugin keeps `result` valid for this call.
         let outcome = match unsafe { result.as_ref() } {
@@ -143,8 +169,16 @@ unsafe extern "C" fn on_complete(context: *mut c_void, result: *const CallResult
             Some(result) => unsafe { copy_outcome(result) },
             None => Err(SinkError::permanent("the plugin answered without a result")),
         };
-        // The receiver is gone when the call was cancelled: nothing to do.
-        let _ = state.reply.send(outcome);
+        let CallState { reply, plugin, call, _batch } = *state;
+        // The receiver is gone when the host stopped waiting (the call was
+        // abandoned after call_timeout, or cancelled): the answer is
+        // dropped, and with it the batch the plugin no longer reads.
+        if let Err(outcome) = reply.send(outcome) {
+            metrics::counter!("shardline_plugin_late_completions_total", "plugin" => plugin.name().to_owned(), "call" => call.as_str())
+                .increment(1);
+            tracing::debug!(plugin = %plugin.name(), call = call.as_str(), outcome = outcome_label(&outcome),
+                "plugin answered a call the host no longer waits for; ignored");
+        }
     }));
 }
 
@@ -265,7 +299,7 @@ impl PluginSink {
             let code = unsafe { (plugin.fns.init)(ByteSlice::new(&config), &context, &mut handle, &mut kind, &mut message) };
             let message = plugin.take_buffer(message);
             if code == CALL_OK && !handle.is_null() {
-                Ok(Handle(handle))
+                Ok(Handle { ptr: handle, destroy: plugin.fns.destroy })
             } else {
                 let kind = if kind == ERROR_RETRIABLE { ErrorKind::Retriable } else { ErrorKind::Permanent };
                 let message = String::from_utf8_lossy(&message).into_owned();
@@ -285,17 +319,19 @@ impl PluginSink {
     fn start(&self, handle: &Handle, call: Call, batch: Option<FfiBatch>) -> oneshot::Receiver<Outcome> {
         let (reply, receiver) = oneshot::channel();
         let (records, len) = batch.as_ref().map_or((std::ptr::null(), 0), |b| (b.records.as_ptr(), b.records.len()));
-        let state = Box::into_raw(Box::new(CallState { reply, _batch: batch }));
+        let state = Box::into_raw(Box::new(CallState { reply, plugin: self.plugin.clone(), call, _batch: batch }));
         let completion = Completion { callback: on_complete, context: state.cast::<c_void>() };
         let fns = &self.plugin.fns;
         // SAFETY: the handle is live (destroyed only on drop); the records
-        // live in `state`, which only `on_complete` frees.
+        // live in `state`, which only `on_complete` frees. From here the
+        // plugin owns `state`: the host keeps no pointer to it, only the
+        // receiver.
         unsafe {
             match call {
-                Call::Healthcheck => (fns.healthcheck)(handle.0, completion),
-                Call::Send => (fns.send)(handle.0, records, len, completion),
-                Call::Flush => (fns.flush)(handle.0, completion),
-                Call::Close => (fns.close)(handle.0, completion),
+                Call::Healthcheck => (fns.healthcheck)(handle.ptr, completion),
+                Call::Send => (fns.send)(handle.ptr, records, len, completion),
+                Call::Flush => (fns.flush)(handle.ptr, completion),
+                Call::Close => (fns.close)(handle.ptr, completion),
             }
         }
         receiver
@@ -305,10 +341,12 @@ impl PluginSink {
         let handle = self.handle().await?;
         let started = Instant::now();
         let receiver = self.start(handle, call, batch);
+        let abandoned = AbandonedCall { plugin: &self.plugin, call, armed: true };
         let result = match receiver.await {
             Ok(outcome) => outcome,
             Err(_) => Err(SinkError::permanent(format!("{} ended without an answer", call.as_str()))),
         };
+        abandoned.disarm();
         self.record_call(call.as_str(), started, &result);
         result.map_err(|e| self.with_context(e))
     }
@@ -339,12 +377,36 @@ impl Sink for PluginSink {
     }
 }
 
-impl Drop for PluginSink {
+impl Drop for Handle {
     fn drop(&mut self) {
-        if let Some(handle) = self.instance.take() {
-            // SAFETY: the handle came from this plugin's init and is not
-            // used again; destroy does not block.
-            unsafe { (self.plugin.fns.destroy)(handle.0) };
+        // SAFETY: the handle came from this plugin's init and is not used
+        // again (its owner, the sink, is gone, or never got it); destroy
+        // does not block. Calls still running in the plugin keep their
+        // state until their completion, which may never come (then the
+        // state leaks; nothing is freed under the plugin).
+        unsafe { (self.destroy)(self.ptr) };
+    }
+}
+
+/// Counts a call whose host future was dropped before the plugin answered
+/// (`outcome="abandoned"`), e.g. after `[delivery] call_timeout`.
+struct AbandonedCall<'a> {
+    plugin: &'a LoadedPlugin,
+    call: Call,
+    armed: bool,
+}
+
+impl AbandonedCall<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for AbandonedCall<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            metrics::counter!("shardline_plugin_calls_total", "plugin" => self.plugin.name().to_owned(), "call" => self.call.as_str(), "outcome" => "abandoned")
+                .increment(1);
         }
     }
 }

@@ -93,7 +93,7 @@ fn the_example_plugin_loads_and_describes_itself() {
     assert_eq!(info.name, "ndjson_dir");
     assert_eq!(info.version, "0.1.0");
     let keys: Vec<(&str, bool)> = info.config_keys.iter().map(|k| (k.name.as_str(), k.required)).collect();
-    assert_eq!(keys, [("path", true), ("max_record_size", false)]);
+    assert_eq!(keys, [("path", true), ("max_record_size", false), ("stall_first_calls", false)]);
     assert!(plugin.path().starts_with(plugin_dir()));
 }
 
@@ -342,4 +342,66 @@ async fn a_pipeline_delivers_from_kinesis_through_the_plugin() {
     worker.sigterm_and_wait(Duration::from_secs(30)).map(|s| assert_eq!(s.code(), Some(0), "exit status")).expect("shutdown");
     let log = worker.log_text();
     assert!(log.contains("ndjson_dir sink ready"), "the plugin's own log line reaches shardline's log:\n{log}");
+}
+
+/// `stall_first_calls = 1`: the plugin never answers the first `send` nor
+/// the first `flush` (the shard worker's, before a checkpoint). With
+/// `[delivery] call_timeout` the batch is sent again and delivered, the
+/// hung flush postpones the checkpoint instead of blocking the worker, and
+/// a later checkpoint is written while the worker runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_goes_on_past_a_plugin_call_that_never_answers() {
+    use shardline_e2e::{last_sequence_per_shard, wait_for_ids, wait_until, Emulators, Kinesis, LeaseTable, PipelineSpec, TestDir, TestRecord, Worker, DELIVERY_TIMEOUT};
+    let Some(emulators) = Emulators::from_env() else { return };
+    let Some(bin) = shardline_e2e::shardline_bin() else { return };
+    let dir = TestDir::new("sink-plugin-stall");
+    let kinesis = Kinesis::new(&emulators.kinesis_endpoint);
+    let stream = kinesis.create_stream("e2e-sink-plugin-stall", 1).await.expect("create stream");
+    let spec = PipelineSpec::new(&emulators, &stream, dir.path());
+    let file_sink = format!("type = \"file\"\npath = {}\nformat = \"envelope\"\n", serde_json::to_string(&spec.sink_dir.to_string_lossy()).expect("json"));
+    let plugin_sink = format!(
+        "type = \"ndjson_dir\"\npath = {}\nstall_first_calls = 1\n\n[delivery]\ncall_timeout = \"2s\"\nretry_initial_backoff = \"50ms\"\n",
+        serde_json::to_string(&spec.sink_dir.to_string_lossy()).expect("json")
+    );
+    let toml = spec.to_toml();
+    assert!(toml.contains(&file_sink) && !toml.contains("[delivery]"), "the harness's pipeline changed:\n{toml}");
+    let pipeline = dir.path().join("pipeline.toml");
+    std::fs::write(&pipeline, toml.replace(&file_sink, &plugin_sink)).expect("write the pipeline");
+    let leases = LeaseTable::new(&emulators.dynamodb_endpoint, spec.lease_table());
+    std::env::set_var("SHARDLINE_PLUGIN_DIR", plugin_dir());
+    let worker = Worker::start(&bin, &pipeline, "stall-worker", dir.path());
+    let record = |i: usize| TestRecord::json("pk", &serde_json::json!({ "id": format!("stall-{i:02}"), "i": i }));
+    let timeouts = |call: &str| {
+        let series = format!("shardline_sink_call_timeouts_total{{pipeline=\"{}\",call=\"{call}\"}}", spec.name);
+        match worker.http_get("/metrics") {
+            Ok((200, body)) => Ok(body.lines().any(|line| line.starts_with(&series))),
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+
+    // The first batch's first send hangs: abandoned at the deadline and
+    // sent again.
+    let first: Vec<TestRecord> = (0..20).map(record).collect();
+    kinesis.put_records(&stream, &first).await.expect("put records");
+    wait_for_ids(&spec.sink_dir, &(0..20).map(|i| format!("stall-{i:02}")).collect(), &[&worker], DELIVERY_TIMEOUT).await;
+    assert!(timeouts("send").expect("metrics"), "the first send was abandoned");
+    // The first checkpoint's flush hangs: abandoned at the deadline, the
+    // worker goes on.
+    wait_until(DELIVERY_TIMEOUT, "the hung flush abandoned", || async { timeouts("flush") }).await.expect("flush timeout");
+
+    // More records: delivered and checkpointed while the worker runs (a
+    // worker still stuck in the first flush would never checkpoint).
+    let second: Vec<TestRecord> = (20..40).map(record).collect();
+    let puts = kinesis.put_records(&stream, &second).await.expect("put records");
+    wait_for_ids(&spec.sink_dir, &(20..40).map(|i| format!("stall-{i:02}")).collect(), &[&worker], DELIVERY_TIMEOUT).await;
+    let last = last_sequence_per_shard(&puts);
+    wait_until(DELIVERY_TIMEOUT, "the checkpoint at the last record", || async {
+        worker.ensure_running()?;
+        let table = leases.scan().await?;
+        Ok(table.len() == 1 && table[0].checkpoint.as_deref() == last.get(&table[0].lease_key).map(String::as_str))
+    })
+    .await
+    .expect("checkpointed while running");
+    worker.sigterm_and_wait(Duration::from_secs(30)).map(|s| assert_eq!(s.code(), Some(0), "exit status")).expect("shutdown");
 }

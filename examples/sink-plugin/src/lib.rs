@@ -14,14 +14,21 @@
 //! Shardline); I/O errors (a full disk, the directory missing or blocked)
 //! are retriable.
 //!
+//! `stall_first_calls` is a testing aid for `[delivery] call_timeout`: the
+//! first N `send` calls and the first N `flush` calls of an instance never
+//! answer (as over a hung connection), so the host abandons them at its
+//! deadline and retries; they answer when the instance is destroyed.
+//!
 //! ```toml
 //! [sink]
 //! type = "ndjson_dir"
 //! path = "./out"              # required: directory, created if missing
 //! max_record_size = "1MiB"    # optional: larger records are rejected; default 1MiB
+//! stall_first_calls = 0       # optional testing aid: first N sends and flushes never answer; default 0
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -39,6 +46,10 @@ pub struct Config {
     /// Records with a larger body are rejected. Default `"1MiB"`.
     #[serde(default = "default_max_record_size")]
     pub max_record_size: ByteSize,
+    /// The first N `send` and the first N `flush` calls never answer (a
+    /// testing aid for `[delivery] call_timeout`). Default 0.
+    #[serde(default)]
+    pub stall_first_calls: u32,
 }
 
 fn default_max_record_size() -> ByteSize {
@@ -50,6 +61,17 @@ pub struct NdjsonDir {
     dir: PathBuf,
     pipeline: String,
     max_record_size: u64,
+    stall_first_calls: u32,
+    sends: AtomicU32,
+    flushes: AtomicU32,
+}
+
+/// Never returns while fewer than `limit` calls were counted in `calls`.
+async fn stall_if_early(calls: &AtomicU32, limit: u32, what: &str) {
+    if calls.fetch_add(1, Ordering::SeqCst) < limit {
+        tracing::warn!(call = what, "stalling this call (stall_first_calls)");
+        std::future::pending::<()>().await;
+    }
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> SinkError {
@@ -110,6 +132,7 @@ impl SinkPlugin for NdjsonDir {
             .description("one NDJSON file of record envelopes per batch, in a directory (example plugin)")
             .key(ConfigKey::required("path", "directory of the batch files, created if missing"))
             .key(ConfigKey::optional("max_record_size", "larger records are rejected (dead-lettered); default \"1MiB\""))
+            .key(ConfigKey::optional("stall_first_calls", "testing aid: the first N sends and flushes never answer; default 0"))
     }
 
     fn validate(config: &Config) -> Result<(), Vec<ConfigProblem>> {
@@ -129,7 +152,14 @@ impl SinkPlugin for NdjsonDir {
 
     async fn init(config: Config, ctx: InitContext) -> Result<Self, SinkError> {
         tracing::info!(path = %config.path.display(), pipeline = %ctx.pipeline, "ndjson_dir sink ready");
-        Ok(NdjsonDir { dir: config.path, pipeline: ctx.pipeline, max_record_size: config.max_record_size.bytes() })
+        Ok(NdjsonDir {
+            dir: config.path,
+            pipeline: ctx.pipeline,
+            max_record_size: config.max_record_size.bytes(),
+            stall_first_calls: config.stall_first_calls,
+            sends: AtomicU32::new(0),
+            flushes: AtomicU32::new(0),
+        })
     }
 
     async fn healthcheck(&self) -> Result<(), SinkError> {
@@ -141,6 +171,7 @@ impl SinkPlugin for NdjsonDir {
     }
 
     async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        stall_if_early(&self.sends, self.stall_first_calls, "send").await;
         let mut statuses = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
         for record in batch {
@@ -171,6 +202,7 @@ impl SinkPlugin for NdjsonDir {
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
+        stall_if_early(&self.flushes, self.stall_first_calls, "flush").await;
         // Files are fsynced before their rename; make the renames durable.
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || match std::fs::File::open(&dir) {

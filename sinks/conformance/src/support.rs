@@ -175,6 +175,7 @@ pub(crate) async fn through_engine(pipeline: &str, sink: Arc<dyn Sink>, records:
         retry_attempts: 20,
         retry_initial_backoff: HumanDuration::from_millis(1),
         retry_max_backoff: HumanDuration::from_millis(20),
+        ..DeliveryConfig::default()
     };
     let mut engine = ShardPipeline::new(ctx, Vec::new(), buffer, delivery, sink, dead_letter.clone());
     engine.push(records);

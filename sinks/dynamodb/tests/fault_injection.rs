@@ -133,6 +133,7 @@ async fn the_engine_dead_letters_what_stays_unprocessed_and_delivers_the_rest() 
         retry_attempts: 2,
         retry_initial_backoff: HumanDuration::from_millis(1),
         retry_max_backoff: HumanDuration::from_millis(5),
+        ..DeliveryConfig::default()
     };
     let mut engine = ShardPipeline::new(ctx, Vec::new(), buffer, delivery, sink, dead_letter.clone());
     engine.push(batch(10));

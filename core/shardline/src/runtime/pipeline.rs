@@ -140,6 +140,9 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
 
     // Sink and dead-letter destination first: they need no network to build.
     let sink = crate::sink::build(&config.sink, &pipeline).map_err(|source| PipelineError::Sink { pipeline: pipeline.clone(), source })?;
+    // Every call into the sink (the shard workers' flushes included) is
+    // bounded by `[delivery] call_timeout`.
+    let sink = shardline_pipeline::CallTimeout::wrap(sink, config.delivery.call_timeout.get(), &pipeline);
     let dead_letter: Arc<dyn DeadLetter> = config.dead_letter.build(&pipeline).map_err(|e| build_error(format!("dead letter: {e}")))?;
     crate::transforms::build_chain(&config.transforms).map_err(build_error)?;
     if let Err(e) = sink.healthcheck().await {
