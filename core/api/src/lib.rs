@@ -19,6 +19,6 @@ pub use error::ErrorKind;
 pub use record::{Payload, Record, RecordMeta, RejectedRecord};
 pub use sequence::{Checkpoint, ParseSequenceError, Position, SequenceNumber};
 pub use shard::ShardInfo;
-pub use sink::{RecordStatus, Sink, SinkError};
+pub use sink::{BatchFence, RecordStatus, Sink, SinkError};
 pub use transform::{CheckpointLimit, OpKey, Transform, TransformError};
 pub use units::{ByteSize, HumanDuration, ParseUnitError};

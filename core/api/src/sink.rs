@@ -4,6 +4,7 @@
 //! sinks are adapted to it by the plugin host, so the pipeline engine sees
 //! one interface.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,6 +31,23 @@ pub enum RecordStatus {
         /// Why, as the destination said it.
         reason: String,
     },
+}
+
+/// The fencing facts of one batch: which shard it comes from and the
+/// lease counter the worker held when it handed the batch to the sink.
+///
+/// A sink can use them to refuse writes from a worker that lost the lease
+/// (a *zombie*): the lease counter grows with every renewal and take, so a
+/// destination that stores the highest counter it saw per shard can refuse
+/// a batch carrying a lower one. Positions of the records themselves are in
+/// each record's [`RecordMeta`](crate::RecordMeta).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BatchFence {
+    /// The shard (lease key) every record of the batch comes from.
+    pub shard_id: Arc<str>,
+    /// The lease's `leaseCounter` at send time; 0 when the batch is sent
+    /// without a lease (a pipeline driven by `shardline test`, a test).
+    pub lease_counter: u64,
 }
 
 /// A failure of a whole call (no per-record answer was obtained).
@@ -75,6 +93,18 @@ pub trait Sink: Send + Sync + 'static {
     /// A [`SinkError`] when the call as a whole failed; the engine then
     /// treats every record of the batch according to the error's kind.
     async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError>;
+
+    /// [`send`](Self::send) with the batch's [`BatchFence`]. The engine
+    /// always calls this one; the default ignores the fence and calls
+    /// `send`. Sinks that fence (and wrappers, which must pass the fence
+    /// on) override it.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    async fn send_fenced(&self, fence: &BatchFence, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        let _ = fence;
+        self.send(batch).await
+    }
 
     /// Makes everything already acknowledged durable (e.g. fsync). Called
     /// before a final checkpoint.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shardline_api::{Record, RecordStatus, Sink, SinkError};
+use shardline_api::{BatchFence, Record, RecordStatus, Sink, SinkError};
 
 /// A sink whose every call is bounded by a deadline. See the
 /// [module docs](self).
@@ -67,6 +67,10 @@ impl Sink for CallTimeout {
 
     async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
         self.bounded("send", self.inner.send(batch)).await
+    }
+
+    async fn send_fenced(&self, fence: &BatchFence, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        self.bounded("send", self.inner.send_fenced(fence, batch)).await
     }
 
     async fn flush(&self) -> Result<(), SinkError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use shardline_api::{Record, RecordStatus, Sink};
+use shardline_api::{BatchFence, Record, RecordStatus, Sink};
 
 use crate::config::DeliveryConfig;
 use crate::dead_letter::{DeadLetter, DeadLetterEntry};
@@ -46,6 +46,10 @@ impl RetryPolicy {
     }
 }
 
+/// Reads the lease counter the shard's worker holds now (it changes with
+/// every renewal), for the [`BatchFence`] of each send.
+pub type LeaseCounterSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// Everything one shard needs to deliver batches; cheap to clone into a
 /// spawned task.
 #[derive(Clone)]
@@ -56,11 +60,18 @@ pub(crate) struct Emitter {
     pub(crate) telemetry: Telemetry,
     pub(crate) pipeline: Arc<str>,
     pub(crate) shard_id: Arc<str>,
+    /// `None` without a lease: the fence then carries counter 0.
+    pub(crate) lease_counter: Option<LeaseCounterSource>,
 }
 
 impl Emitter {
     fn entry(&self, record: Record, stage: &str, reason: String) -> DeadLetterEntry {
         DeadLetterEntry { record, reason, stage: stage.to_owned(), pipeline: self.pipeline.clone() }
+    }
+
+    /// The fence of a send made now.
+    fn fence(&self) -> BatchFence {
+        BatchFence { shard_id: self.shard_id.clone(), lease_counter: self.lease_counter.as_ref().map_or(0, |read| read()) }
     }
 
     /// Delivers `records`; returns once every one of them was delivered or
@@ -74,7 +85,8 @@ impl Emitter {
             let mut retry: Vec<Record> = Vec::new();
             let mut retry_reason = String::new();
             let mut hint: Option<Duration> = None;
-            match self.sink.send(&pending).await {
+            let fence = self.fence();
+            match self.sink.send_fenced(&fence, &pending).await {
                 Ok(statuses) if statuses.len() == pending.len() => {
                     let (mut delivered, mut bytes) = (0u64, 0u64);
                     for (record, status) in pending.drain(..).zip(statuses) {

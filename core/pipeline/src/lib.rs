@@ -32,6 +32,7 @@ use std::sync::Arc;
 pub use call_timeout::CallTimeout;
 pub use chain::{Chain, ChainFailure, Emitted};
 pub use config::{BufferConfig, DeliveryConfig};
+pub use emitter::LeaseCounterSource;
 pub use dead_letter::{DeadLetter, DeadLetterConfig, DeadLetterEntry};
 pub use error::BuildError;
 pub use shard::{PipelineEvent, RestoreStateError, ShardPipeline};

@@ -164,6 +164,7 @@ impl ShardPipeline {
             telemetry: telemetry.clone(),
             pipeline: ctx.pipeline.clone(),
             shard_id: ctx.shard_id.clone(),
+            lease_counter: None,
         };
         let tick_every = buffer.max_age.get().max(Duration::from_millis(10));
         ShardPipeline {
@@ -187,6 +188,13 @@ impl ShardPipeline {
             aborted: false,
             ctx,
         }
+    }
+
+    /// Gives every batch sent from now on the lease counter `read` returns
+    /// at send time (in its [`BatchFence`](shardline_api::BatchFence));
+    /// without it the fence carries 0.
+    pub fn set_lease_counter(&mut self, read: crate::LeaseCounterSource) {
+        self.emitter.lease_counter = Some(read);
     }
 
     /// Runs the transform chain on each record (in shard order), registers

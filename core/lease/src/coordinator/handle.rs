@@ -76,6 +76,12 @@ impl LeaseHandle {
         lock(&self.inner.lease).clone()
     }
 
+    /// The `leaseCounter` of the lease as last written by this worker
+    /// (it grows with every renewal and checkpoint).
+    pub fn lease_counter(&self) -> u64 {
+        lock(&self.inner.lease).lease_counter
+    }
+
     /// Cancelled the moment the lease is lost: a renewal or checkpoint
     /// lost its condition, it was not renewed within the failover time,
     /// it was released, or the coordinator shut down.

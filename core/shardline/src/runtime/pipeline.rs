@@ -407,7 +407,7 @@ impl WorkerContext<'_> {
             shard_id: Arc::from(shard.shard_id.as_str()),
         };
         let transforms = crate::transforms::build_chain(&self.config.transforms)?;
-        let pipeline = ShardPipeline::new(
+        let mut pipeline = ShardPipeline::new(
             context,
             transforms,
             self.config.buffer.clone(),
@@ -415,6 +415,9 @@ impl WorkerContext<'_> {
             self.sink.clone(),
             self.dead_letter.clone(),
         );
+        // Each batch carries the lease counter held when it is sent.
+        let lease = handle.clone();
+        pipeline.set_lease_counter(Arc::new(move || lease.lease_counter()));
         Ok(ShardWorker {
             pipeline_name: self.name.clone(),
             handle,
