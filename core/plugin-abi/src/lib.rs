@@ -1,4 +1,4 @@
-//! The C ABI between the Shardline host and sink plugins (ABI version 1).
+//! The C ABI between the Shardline host and sink plugins (ABI version 2).
 //!
 //! A sink plugin is a shared library (`cdylib`) that exports one function,
 //! [`ENTRY_SYMBOL`] (`shardline_sink_plugin`), of type [`EntryFn`]. It
@@ -12,12 +12,27 @@
 //!
 //! # Versioning
 //! The first two fields of the table, `abi_version: u32` and
-//! `table_size: u32`, keep their place in every version. The host refuses a
-//! table whose `abi_version` differs from [`ABI_VERSION`]. Within a version,
+//! `table_size: u32`, keep their place in every version. Within a version,
 //! fields may only be added at the end of the table: the host reads fields
 //! only up to the `table_size` the plugin reports and refuses a table
 //! smaller than the one it was built for. Any other change (a field removed,
-//! moved or retyped, a meaning changed) bumps [`ABI_VERSION`].
+//! moved or retyped, a meaning changed) bumps [`ABI_VERSION`]. Structs the
+//! host passes in ([`InitContext`], [`FfiBatchFence`], [`HostMetrics`])
+//! start with their `struct_size` and only grow at the end.
+//!
+//! The host loads tables of [`ABI_VERSION`] and of every version from
+//! [`OLDEST_SUPPORTED_ABI_VERSION`] on (their layouts are in [`v1`]), and
+//! refuses others with a message naming the file and both versions.
+//!
+//! ## Version 2 (this one), compared with version 1
+//! - `send` takes the batch's fence ([`FfiBatchFence`]: shard id and the
+//!   lease counter held at send time) as its second argument.
+//! - [`InitContext`] ends with `metrics`, a table of host callbacks
+//!   ([`HostMetrics`]) through which the plugin's own counters, gauges and
+//!   histograms reach the host's `/metrics`.
+//!
+//! A version 1 plugin still loads (the host logs a warning): it gets no
+//! fence and its metrics stay inside the library.
 //!
 //! # Calls and threads
 //! `describe`, `validate` and `destroy` are synchronous and do no I/O.
@@ -56,8 +71,16 @@
 
 use std::ffi::c_void;
 
+pub mod metrics;
+pub mod v1;
+
+pub use metrics::{FfiLabel, HostMetrics};
+
 /// The ABI version this crate describes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
+
+/// The oldest ABI version a host built from this crate still loads.
+pub const OLDEST_SUPPORTED_ABI_VERSION: u32 = 1;
 
 /// Name of the function every plugin exports (NUL-terminated for `dlsym`).
 /// It does not change between ABI versions: the version is in the table.
@@ -184,6 +207,21 @@ pub struct FfiRecord {
     pub aggregated: u8,
 }
 
+/// The fencing facts of a `send` batch (borrowed: valid until the call's
+/// completion, like the records). Text fields are UTF-8.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FfiBatchFence {
+    /// `size_of::<FfiBatchFence>()` as the host built it; fields are only
+    /// added at the end.
+    pub struct_size: u32,
+    /// The shard every record of the batch comes from.
+    pub shard_id: ByteSlice,
+    /// The lease's `leaseCounter` when the batch was sent; 0 when it was
+    /// sent without a lease.
+    pub lease_counter: u64,
+}
+
 /// What became of one record (borrowed, inside a [`CallResult`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -257,7 +295,15 @@ pub struct InitContext {
     /// The most detailed level the host logs: 0 = off, else one of
     /// [`LOG_ERROR`]..=[`LOG_TRACE`]. The plugin need not forward more.
     pub max_level: u32,
+    /// Version 2: where the plugin records its metrics; null for none. The
+    /// table is valid for the call; the plugin copies it, and its
+    /// functions stay callable for the life of the process.
+    pub metrics: *const HostMetrics,
 }
+
+/// The type of [`SinkPluginTable::send`] (version 2).
+pub type SendFn =
+    unsafe extern "C" fn(handle: *mut c_void, fence: *const FfiBatchFence, records: *const FfiRecord, len: usize, completion: Completion);
 
 /// The plugin's table, returned by [`ENTRY_SYMBOL`]. Every function pointer
 /// must be set (the host refuses a table with a null one).
@@ -303,8 +349,9 @@ pub struct SinkPluginTable {
     /// Checks the destination; answers through `completion`.
     pub healthcheck: Option<unsafe extern "C" fn(handle: *mut c_void, completion: Completion)>,
     /// Sends `len` records; answers through `completion` with one status
-    /// per record. `records` stays valid until `completion` is called.
-    pub send: Option<unsafe extern "C" fn(handle: *mut c_void, records: *const FfiRecord, len: usize, completion: Completion)>,
+    /// per record. `fence` (null when the batch has none) and `records`
+    /// stay valid until `completion` is called.
+    pub send: Option<SendFn>,
     /// Makes acknowledged records durable; answers through `completion`.
     pub flush: Option<unsafe extern "C" fn(handle: *mut c_void, completion: Completion)>,
     /// Releases the destination's resources; answers through `completion`.
@@ -357,6 +404,11 @@ mod tests {
     fn optional_function_pointers_are_pointer_sized() {
         assert_eq!(std::mem::size_of::<Option<unsafe extern "C" fn(*mut c_void)>>(), std::mem::size_of::<usize>());
         assert_eq!(TABLE_SIZE as usize, 8 + 2 * std::mem::size_of::<ByteSlice>() + 9 * std::mem::size_of::<usize>());
+        // Only `send`'s type changed from version 1: the layouts match.
+        assert_eq!(TABLE_SIZE, v1::TABLE_SIZE);
+        assert_eq!(std::mem::offset_of!(SinkPluginTable, send), std::mem::offset_of!(v1::SinkPluginTable, send));
+        assert_eq!(std::mem::offset_of!(InitContext, max_level), std::mem::offset_of!(v1::InitContext, max_level));
+        assert!(std::mem::size_of::<InitContext>() > std::mem::size_of::<v1::InitContext>());
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
     },
-    /// Built for another ABI version.
-    #[error("{}: plugin ABI version {found} is not supported: this shardline speaks ABI version {expected}; rebuild the plugin with a shardline-plugin-sdk for ABI version {expected}", path.display())]
+    /// Built for an ABI version this host does not load.
+    #[error("{}: plugin ABI version {found} is not supported: this shardline loads ABI versions {oldest} to {expected}; rebuild the plugin with a shardline-plugin-sdk for ABI version {expected}", path.display())]
     AbiMismatch {
         /// The file.
         path: PathBuf,
@@ -36,6 +36,8 @@ pub enum LoadError {
         found: u32,
         /// The host's ABI version.
         expected: u32,
+        /// The oldest ABI version the host still loads.
+        oldest: u32,
     },
     /// The table is smaller than this ABI version's.
     #[error("{}: plugin table is {found} bytes, ABI version {abi_version} needs at least {expected}; the plugin is corrupt or built for another ABI", path.display())]

@@ -31,15 +31,28 @@
 //! `shardline_plugin_call_duration_seconds{plugin,call}` times them, and
 //! `shardline_plugin_late_completions_total{plugin,call}` counts answers to
 //! abandoned calls, which are ignored.
+//!
+//! A plugin's own metrics (ABI version 2) are recorded in the host's
+//! recorder under the plugin's names and labels (see [`host_metrics`]).
+//!
+//! # ABI versions
+//! Plugins of ABI version 2 get each batch's fence (shard id, lease
+//! counter) and the metrics bridge. Plugins of version 1 still load, with
+//! a warning in the log and in [`LoadedPlugin::abi_version`]: their `send`
+//! gets no fence and their metrics stay inside the library. Other versions
+//! are refused with [`LoadError::AbiMismatch`] naming the file and the
+//! versions.
 #![warn(missing_docs)]
 
 mod discover;
 mod error;
 mod library;
+mod metrics;
 mod sink;
 
 pub use discover::{default_plugin_dirs, PluginHost, SearchedDir};
 pub use error::LoadError;
 pub use library::LoadedPlugin;
+pub use metrics::host_metrics;
 pub use shardline_plugin_sdk::{ConfigKey, ConfigProblem, PluginInfo};
 pub use sink::PluginSink;

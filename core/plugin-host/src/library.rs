@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use shardline_plugin_abi::{
-    ByteSlice, Completion, EntryFn, FfiRecord, InitContext, OwnedBuffer, SinkPluginTable, TableHeader, ABI_VERSION,
-    CALL_OK, ENTRY_SYMBOL, TABLE_SIZE,
+    v1, ByteSlice, Completion, EntryFn, InitContext, OwnedBuffer, SendFn, SinkPluginTable, TableHeader, ABI_VERSION,
+    CALL_OK, ENTRY_SYMBOL, OLDEST_SUPPORTED_ABI_VERSION, TABLE_SIZE,
 };
 use shardline_plugin_sdk::{ConfigProblem, PluginInfo};
 
@@ -28,11 +28,20 @@ pub(crate) struct Functions {
         out_error: *mut OwnedBuffer,
     ) -> i32,
     pub(crate) healthcheck: HandleFn,
-    pub(crate) send: unsafe extern "C" fn(handle: *mut std::ffi::c_void, records: *const FfiRecord, len: usize, completion: Completion),
+    pub(crate) send: Send,
     pub(crate) flush: HandleFn,
     pub(crate) close: HandleFn,
     pub(crate) destroy: unsafe extern "C" fn(handle: *mut std::ffi::c_void),
     pub(crate) free_buffer: unsafe extern "C" fn(buffer: OwnedBuffer),
+}
+
+/// `send` as the plugin's ABI version has it.
+#[derive(Clone, Copy)]
+pub(crate) enum Send {
+    /// Version 2: with the batch's fence.
+    Fenced(SendFn),
+    /// Version 1: no fence.
+    V1(v1::SendFn),
 }
 
 /// A plugin whose table passed the ABI checks. Cheap to share (`Arc`);
@@ -40,6 +49,7 @@ pub(crate) struct Functions {
 pub struct LoadedPlugin {
     path: PathBuf,
     info: PluginInfo,
+    abi_version: u32,
     pub(crate) fns: Functions,
 }
 
@@ -78,6 +88,20 @@ impl LoadedPlugin {
         unsafe { Self::from_raw_table(table, path) }
     }
 
+    /// [`from_table`](Self::from_table) for a version 1 table (tests of the
+    /// host's handling of old plugins).
+    ///
+    /// # Errors
+    /// As [`from_table`](Self::from_table).
+    ///
+    /// # Safety
+    /// As [`from_table`](Self::from_table).
+    pub unsafe fn from_v1_table(table: &'static v1::SinkPluginTable, origin: &Path) -> Result<Self, LoadError> {
+        // SAFETY: a reference to a whole version 1 table; the reader looks
+        // at the header first and reads only that layout.
+        unsafe { Self::from_raw_table((table as *const v1::SinkPluginTable).cast::<SinkPluginTable>(), origin) }
+    }
+
     /// Checks a table that is already in the process (a plugin linked into a
     /// test, see `shardline_plugin_sdk::testing::table`); `origin` names it
     /// in messages.
@@ -104,27 +128,61 @@ impl LoadedPlugin {
         // read before the version is known.
         // SAFETY: the caller guarantees a readable header.
         let header = unsafe { table.cast::<TableHeader>().read() };
-        if header.abi_version != ABI_VERSION {
-            return Err(LoadError::AbiMismatch { path: path.to_owned(), found: header.abi_version, expected: ABI_VERSION });
-        }
-        if header.table_size < TABLE_SIZE {
+        let expected_size = match header.abi_version {
+            ABI_VERSION => TABLE_SIZE,
+            v1::ABI_VERSION => v1::TABLE_SIZE,
+            found => {
+                return Err(LoadError::AbiMismatch {
+                    path: path.to_owned(),
+                    found,
+                    expected: ABI_VERSION,
+                    oldest: OLDEST_SUPPORTED_ABI_VERSION,
+                })
+            }
+        };
+        if header.table_size < expected_size {
             return Err(LoadError::TableTooSmall {
                 path: path.to_owned(),
                 abi_version: header.abi_version,
                 found: header.table_size,
-                expected: TABLE_SIZE,
+                expected: expected_size,
             });
         }
-        // SAFETY: `table_size` bytes are readable and cover our table.
-        let table = unsafe { table.read() };
         let invalid = |problem: String| LoadError::InvalidTable { path: path.to_owned(), problem };
         let missing = |name: &str| invalid(format!("function `{name}` is null"));
+        let (table, send) = if header.abi_version == ABI_VERSION {
+            // SAFETY: `table_size` bytes are readable and cover our table.
+            let table = unsafe { table.read() };
+            (table, Send::Fenced(table.send.ok_or_else(|| missing("send"))?))
+        } else {
+            // SAFETY: as above, for the version 1 layout.
+            let old = unsafe { table.cast::<v1::SinkPluginTable>().read() };
+            tracing::warn!(path = %path.display(), abi_version = header.abi_version, current = ABI_VERSION,
+                "plugin built for an older ABI version: loaded without batch fences and without its own metrics; rebuild it with the current shardline-plugin-sdk");
+            // Only `send` differs in type between the versions.
+            let table = SinkPluginTable {
+                abi_version: old.abi_version,
+                table_size: old.table_size,
+                name: old.name,
+                version: old.version,
+                describe: old.describe,
+                validate: old.validate,
+                init: old.init,
+                healthcheck: old.healthcheck,
+                send: None,
+                flush: old.flush,
+                close: old.close,
+                destroy: old.destroy,
+                free_buffer: old.free_buffer,
+            };
+            (table, Send::V1(old.send.ok_or_else(|| missing("send"))?))
+        };
         let fns = Functions {
             describe: table.describe.ok_or_else(|| missing("describe"))?,
             validate: table.validate.ok_or_else(|| missing("validate"))?,
             init: table.init.ok_or_else(|| missing("init"))?,
             healthcheck: table.healthcheck.ok_or_else(|| missing("healthcheck"))?,
-            send: table.send.ok_or_else(|| missing("send"))?,
+            send,
             flush: table.flush.ok_or_else(|| missing("flush"))?,
             close: table.close.ok_or_else(|| missing("close"))?,
             destroy: table.destroy.ok_or_else(|| missing("destroy"))?,
@@ -137,7 +195,8 @@ impl LoadedPlugin {
         if name.is_empty() {
             return Err(invalid("the name is empty".to_owned()));
         }
-        let mut plugin = LoadedPlugin { path: path.to_owned(), info: PluginInfo::new(name.clone(), ""), fns };
+        let mut plugin =
+            LoadedPlugin { path: path.to_owned(), info: PluginInfo::new(name.clone(), ""), abi_version: header.abi_version, fns };
         let mut out = OwnedBuffer::EMPTY;
         // SAFETY: `out` is a valid buffer slot.
         let code = unsafe { (fns.describe)(&mut out) };
@@ -175,6 +234,12 @@ impl LoadedPlugin {
     /// Name (the sink type it provides), version and config keys.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// The ABI version the plugin was built for: [`ABI_VERSION`], or 1 for
+    /// a plugin loaded without fences and metrics.
+    pub fn abi_version(&self) -> u32 {
+        self.abi_version
     }
 
     /// The sink type this plugin provides.

@@ -19,14 +19,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use shardline_api::{ErrorKind, Record, RecordMeta, RecordStatus, Sink, SinkError};
+use shardline_api::{BatchFence, ErrorKind, Record, RecordMeta, RecordStatus, Sink, SinkError};
 use shardline_plugin_abi::{
-    ByteSlice, CallResult, Completion, FfiRecord, InitContext, OwnedBuffer, CALL_OK, ERROR_PERMANENT, ERROR_RETRIABLE,
+    ByteSlice, CallResult, Completion, FfiBatchFence, FfiRecord, InitContext, OwnedBuffer, CALL_OK, ERROR_PERMANENT, ERROR_RETRIABLE,
     LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, STATUS_DELIVERED, STATUS_REJECTED, STATUS_RETRIABLE,
 };
 use tokio::sync::{oneshot, OnceCell};
 
-use crate::library::LoadedPlugin;
+use crate::library::{LoadedPlugin, Send as SendFn};
+use crate::metrics::HOST_METRICS;
 
 /// A plugin instance's handle, destroyed when dropped. The SDK's handles
 /// are `Send + Sync` (the plugin value is `Sync`, its runtime is
@@ -103,6 +104,10 @@ struct CallState {
 /// A batch in C form and the data its pointers point into.
 struct FfiBatch {
     records: Vec<FfiRecord>,
+    /// Boxed so its address survives moves of the batch; its `shard_id`
+    /// points into `_fence_shard`.
+    fence: Option<Box<FfiBatchFence>>,
+    _fence_shard: Option<Arc<str>>,
     _data: Vec<Bytes>,
     _metas: Vec<Arc<RecordMeta>>,
 }
@@ -119,7 +124,7 @@ fn millis(time: SystemTime) -> i64 {
 }
 
 impl FfiBatch {
-    fn new(batch: &[Record]) -> Self {
+    fn new(batch: &[Record], fence: Option<&BatchFence>) -> Self {
         let data: Vec<Bytes> = batch.iter().map(|r| r.payload.to_bytes()).collect();
         let metas: Vec<Arc<RecordMeta>> = batch.iter().map(|r| r.meta.clone()).collect();
         // The pointers point into heap data owned by `data` and `metas`
@@ -142,7 +147,15 @@ impl FfiBatch {
                 aggregated: u8::from(meta.aggregated),
             })
             .collect();
-        FfiBatch { records, _data: data, _metas: metas }
+        let shard = fence.map(|f| f.shard_id.clone());
+        let fence = fence.zip(shard.as_ref()).map(|(f, shard)| {
+            Box::new(FfiBatchFence {
+                struct_size: std::mem::size_of::<FfiBatchFence>() as u32,
+                shard_id: ByteSlice::new(shard.as_bytes()),
+                lease_counter: f.lease_counter,
+            })
+        });
+        FfiBatch { records, fence, _fence_shard: shard, _data: data, _metas: metas }
     }
 }
 
@@ -254,6 +267,9 @@ impl PluginSink {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>, config: serde_json::Value, pipeline: &str) -> Self {
         // A `serde_json::Value` always serialises.
         let config = serde_json::to_vec(&config).unwrap_or_else(|_| b"{}".to_vec());
+        // Plugins linked into this image share its `metrics`: they need no
+        // bridge (and must not install one).
+        shardline_plugin_sdk::__private::mark_host_image();
         PluginSink { plugin, config: Arc::new(config), pipeline: Arc::from(pipeline), instance: OnceCell::new() }
     }
 
@@ -290,6 +306,7 @@ impl PluginSink {
                 pipeline: ByteSlice::new(pipeline.as_bytes()),
                 log: Some(host_log),
                 max_level,
+                metrics: &HOST_METRICS,
             };
             let mut handle: *mut c_void = std::ptr::null_mut();
             let mut kind = ERROR_PERMANENT;
@@ -319,6 +336,7 @@ impl PluginSink {
     fn start(&self, handle: &Handle, call: Call, batch: Option<FfiBatch>) -> oneshot::Receiver<Outcome> {
         let (reply, receiver) = oneshot::channel();
         let (records, len) = batch.as_ref().map_or((std::ptr::null(), 0), |b| (b.records.as_ptr(), b.records.len()));
+        let fence: *const FfiBatchFence = batch.as_ref().and_then(|b| b.fence.as_deref()).map_or(std::ptr::null(), |f| f as *const _);
         let state = Box::into_raw(Box::new(CallState { reply, plugin: self.plugin.clone(), call, _batch: batch }));
         let completion = Completion { callback: on_complete, context: state.cast::<c_void>() };
         let fns = &self.plugin.fns;
@@ -329,7 +347,10 @@ impl PluginSink {
         unsafe {
             match call {
                 Call::Healthcheck => (fns.healthcheck)(handle.ptr, completion),
-                Call::Send => (fns.send)(handle.ptr, records, len, completion),
+                Call::Send => match fns.send {
+                    SendFn::Fenced(send) => send(handle.ptr, fence, records, len, completion),
+                    SendFn::V1(send) => send(handle.ptr, records, len, completion),
+                },
                 Call::Flush => (fns.flush)(handle.ptr, completion),
                 Call::Close => (fns.close)(handle.ptr, completion),
             }
@@ -362,7 +383,14 @@ impl Sink for PluginSink {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.call(Call::Send, Some(FfiBatch::new(batch))).await
+        self.call(Call::Send, Some(FfiBatch::new(batch, None))).await
+    }
+
+    async fn send_fenced(&self, fence: &BatchFence, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(Call::Send, Some(FfiBatch::new(batch, Some(fence)))).await
     }
 
     async fn flush(&self) -> Result<(), SinkError> {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use shardline_api::{ErrorKind, Record, RecordMeta, RecordStatus, SequenceNumber, SinkError};
+use shardline_api::{BatchFence, ErrorKind, Record, RecordMeta, RecordStatus, SequenceNumber, SinkError};
 use shardline_plugin_abi::{
-    ByteSlice, CallError, CallResult, FfiRecord, FfiRecordStatus, OwnedBuffer, CALL_ERROR, CALL_OK, ERROR_PERMANENT,
+    ByteSlice, CallError, CallResult, FfiBatchFence, FfiRecord, FfiRecordStatus, OwnedBuffer, CALL_ERROR, CALL_OK, ERROR_PERMANENT,
     ERROR_RETRIABLE, STATUS_DELIVERED, STATUS_REJECTED, STATUS_RETRIABLE,
 };
 
@@ -50,6 +50,26 @@ fn time(millis: i64) -> SystemTime {
     } else {
         SystemTime::UNIX_EPOCH - Duration::from_millis(millis.unsigned_abs())
     }
+}
+
+/// Copies the host's fence (null: none).
+///
+/// # Safety
+/// `fence` is null or points to a valid fence whose first `struct_size`
+/// bytes are readable, for the duration of the call.
+pub(crate) unsafe fn copy_fence(fence: *const FfiBatchFence) -> Result<Option<BatchFence>, SinkError> {
+    if fence.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller guarantees a readable head.
+    let size = unsafe { std::ptr::addr_of!((*fence).struct_size).read() } as usize;
+    if size < std::mem::size_of::<FfiBatchFence>() {
+        return Err(SinkError::permanent(format!("batch fence of {size} bytes is shorter than ABI version 2's")));
+    }
+    // SAFETY: the whole struct is readable (checked above).
+    let fence = unsafe { fence.read() };
+    let shard_id = text(fence.shard_id, "fence.shard_id")?;
+    Ok(Some(BatchFence { shard_id: Arc::from(shard_id), lease_counter: fence.lease_counter }))
 }
 
 /// Copies the host's batch into owned records.

@@ -15,11 +15,11 @@ use std::sync::{Arc, OnceLock};
 use futures::FutureExt;
 use shardline_api::{RecordStatus, SinkError};
 use shardline_plugin_abi::{
-    ByteSlice, Completion, FfiRecord, InitContext as FfiInitContext, OwnedBuffer, SinkPluginTable, StaticTable,
+    ByteSlice, Completion, FfiBatchFence, FfiRecord, InitContext as FfiInitContext, OwnedBuffer, SinkPluginTable, StaticTable,
     ABI_VERSION, CALL_ERROR, CALL_OK, TABLE_SIZE,
 };
 
-use crate::convert::{copy_records, error_kind_code, free_buffer, into_buffer, panic_message, with_call_result};
+use crate::convert::{copy_fence, copy_records, error_kind_code, free_buffer, into_buffer, panic_message, with_call_result};
 use crate::info::{parse_config, ConfigProblem, InitContext};
 use crate::SinkPlugin;
 
@@ -179,6 +179,7 @@ fn init_instance<P: SinkPlugin>(json: &[u8], context: Option<&FfiInitContext>) -
         // SAFETY: the host keeps the context's slices valid for the call.
         pipeline = String::from_utf8_lossy(unsafe { context.pipeline.as_bytes() }).into_owned();
         crate::log::install(context);
+        crate::metrics::install(context);
     }
     let name = P::describe().name;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -229,9 +230,9 @@ impl Drop for Completer {
     }
 }
 
-/// The batch pointer, sendable to the runtime: the host keeps the records
-/// valid until the completion is called.
-struct Batch(*const FfiRecord, usize);
+/// The batch pointers (fence, records), sendable to the runtime: the host
+/// keeps them valid until the completion is called.
+struct Batch(*const FfiBatchFence, *const FfiRecord, usize);
 
 // SAFETY: the records are only read, and the host guarantees they stay
 // valid (and unchanged) until the completion is called.
@@ -279,16 +280,23 @@ unsafe extern "C" fn healthcheck<P: SinkPlugin>(handle: *mut c_void, completion:
 }
 
 /// # Safety
-/// `handle` is a live handle made by this plugin's `init`; `records` points
-/// to `len` records that stay valid until `completion` is called.
-unsafe extern "C" fn send<P: SinkPlugin>(handle: *mut c_void, records: *const FfiRecord, len: usize, completion: Completion) {
-    let batch = Batch(records, len);
+/// `handle` is a live handle made by this plugin's `init`; `fence` is null
+/// or valid, and `records` points to `len` records, until `completion` is
+/// called.
+unsafe extern "C" fn send<P: SinkPlugin>(
+    handle: *mut c_void,
+    fence: *const FfiBatchFence,
+    records: *const FfiRecord,
+    len: usize,
+    completion: Completion,
+) {
+    let batch = Batch(fence, records, len);
     let call = move |p: Arc<P>| async move {
         let batch = batch;
         // SAFETY: the host keeps the batch valid until the completion,
         // which is called only after this future finished.
-        let records = unsafe { copy_records(batch.0, batch.1) }?;
-        p.send(&records).await
+        let (fence, records) = unsafe { (copy_fence(batch.0)?, copy_records(batch.1, batch.2)?) };
+        p.send_fenced(fence.as_ref(), &records).await
     };
     // SAFETY: forwarded from the caller.
     unsafe { spawn_call::<P, _, _>(handle, completion, "send", call) }

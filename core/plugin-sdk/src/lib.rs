@@ -13,6 +13,7 @@
 //!     async fn init(config: Self::Config, ctx: InitContext) -> Result<Self, SinkError>;
 //!     async fn healthcheck(&self) -> Result<(), SinkError> { Ok(()) }
 //!     async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError>;
+//!     async fn send_fenced(&self, fence: Option<&BatchFence>, batch: &[Record]) -> ... { self.send(batch).await }
 //!     async fn flush(&self) -> Result<(), SinkError> { Ok(()) }
 //!     async fn close(&self) -> Result<(), SinkError> { Ok(()) }
 //! }
@@ -99,20 +100,27 @@
 //!   point at its line in the pipeline file.
 //! - Forwards the plugin's `tracing` events (at the host's level or less
 //!   detailed) to the host's log.
+//! - Installs a `metrics` recorder in the library that forwards the
+//!   plugin's own counters, gauges and histograms (names and labels as
+//!   written) to the host, so they appear on Shardline's `/metrics`.
 //! - Copies each batch into owned [`Record`]s before calling
-//!   [`SinkPlugin::send`], so a plugin may keep records as long as it likes.
+//!   [`SinkPlugin::send_fenced`] (whose default calls
+//!   [`SinkPlugin::send`]), so a plugin may keep records as long as it
+//!   likes; the batch's [`BatchFence`] (shard id, lease counter at send
+//!   time) comes with it.
 #![warn(missing_docs)]
 
 mod convert;
 mod entry;
 mod info;
 mod log;
+mod metrics;
 
 use serde::de::DeserializeOwned;
 
 pub use async_trait::async_trait;
 pub use info::{ConfigKey, ConfigProblem, InitContext, PluginInfo};
-pub use shardline_api::{ByteSize, ErrorKind, HumanDuration, Payload, Record, RecordMeta, RecordStatus, SequenceNumber, SinkError};
+pub use shardline_api::{BatchFence, ByteSize, ErrorKind, HumanDuration, Payload, Record, RecordMeta, RecordStatus, SequenceNumber, SinkError};
 /// The C ABI this SDK implements (for hosts and tests; plugins do not need it).
 pub use shardline_plugin_abi as abi;
 
@@ -176,6 +184,25 @@ pub trait SinkPlugin: Send + Sync + Sized + 'static {
     /// completion on the plugin's runtime.
     async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError>;
 
+    /// [`send`](Self::send) with the batch's fencing facts: the shard id
+    /// and the lease counter the worker held when it sent the batch
+    /// (`None` when the host sent none: a host of ABI version 1 never
+    /// does, a direct `Sink::send` neither). The SDK always calls this
+    /// one; the default ignores the fence and calls `send`. Override it to
+    /// fence writes, e.g. refuse a batch whose lease counter is lower than
+    /// the highest one the destination saw for the shard (a zombie worker
+    /// that lost its lease).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Cancel safety
+    /// As [`send`](Self::send).
+    async fn send_fenced(&self, fence: Option<&BatchFence>, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        let _ = fence;
+        self.send(batch).await
+    }
+
     /// Makes everything already acknowledged durable. Called before a final
     /// checkpoint.
     ///
@@ -229,9 +256,16 @@ pub mod testing {
     pub fn table<P: SinkPlugin>() -> &'static SinkPluginTable {
         Box::leak(Box::new(crate::entry::build_table::<P>()))
     }
+
+    /// The recorder the SDK installs in a plugin library, forwarding to
+    /// `host` (use it as a local recorder to test a host's callbacks).
+    pub fn metrics_forwarder(host: shardline_plugin_abi::HostMetrics) -> impl metrics::Recorder {
+        crate::metrics::forwarder(host)
+    }
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::entry::TableCell;
+    pub use crate::metrics::mark_host_image;
 }

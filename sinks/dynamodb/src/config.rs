@@ -62,9 +62,25 @@ pub struct Config {
     /// Timeout of one HTTP attempt of a DynamoDB call. Default `"10s"`.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
-    /// `BatchWriteItem` requests in flight per batch (1 to 64). Default 4.
+    /// `BatchWriteItem` requests in flight per batch (1 to 64); with
+    /// `fence_on_sequence`, `PutItem` requests. Default 4.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Write each item with `PutItem` on the condition that the stored
+    /// item's Kinesis position (in `fence_attribute`) is older than the
+    /// record's, so replays and zombie workers never put back an older
+    /// version. Default `false`.
+    #[serde(default)]
+    pub fence_on_sequence: bool,
+    /// The attribute holding an item's Kinesis position when
+    /// `fence_on_sequence` is on (`<56-digit sequence>.<20-digit
+    /// sub-sequence>`, S). Default `"_kinesis_position"`.
+    #[serde(default = "default_fence_attribute")]
+    pub fence_attribute: String,
+}
+
+fn default_fence_attribute() -> String {
+    "_kinesis_position".to_owned()
 }
 
 fn default_binary_marker() -> String {
@@ -114,7 +130,12 @@ pub fn describe() -> PluginInfo {
         .key(ConfigKey::optional("unprocessed_retry_initial_backoff", "first back-off of those retries, doubled per attempt with jitter; default \"50ms\""))
         .key(ConfigKey::optional("unprocessed_retry_max_backoff", "longest back-off of those retries; default \"5s\""))
         .key(ConfigKey::optional("request_timeout", "timeout of one HTTP attempt of a DynamoDB call; default \"10s\""))
-        .key(ConfigKey::optional("concurrency", "BatchWriteItem requests in flight per batch, 1 to 64; default 4"))
+        .key(ConfigKey::optional("concurrency", "BatchWriteItem requests in flight per batch (PutItem with fence_on_sequence), 1 to 64; default 4"))
+        .key(ConfigKey::optional(
+            "fence_on_sequence",
+            "conditional PutItem per item: never overwrite an item holding a newer Kinesis position; default false",
+        ))
+        .key(ConfigKey::optional("fence_attribute", "attribute holding the item's Kinesis position with fence_on_sequence; default \"_kinesis_position\""))
 }
 
 fn valid_table_name(name: &str) -> bool {
@@ -175,6 +196,11 @@ impl Config {
         if self.unprocessed_retry_initial_backoff.get() > self.unprocessed_retry_max_backoff.get() {
             problem("unprocessed_retry_initial_backoff", "must not be longer than unprocessed_retry_max_backoff".to_owned());
         }
+        if self.fence_attribute.is_empty() {
+            problem("fence_attribute", "must not be empty".to_owned());
+        } else if self.fence_on_sequence && (self.rename.values().any(|a| *a == self.fence_attribute) || self.add_metadata && crate::mapping::METADATA_ATTRIBUTES.contains(&self.fence_attribute.as_str())) {
+            problem("fence_attribute", format!("`{}` is also written from the record (rename or add_metadata)", self.fence_attribute));
+        }
         if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
             problem("concurrency", format!("must be between 1 and {MAX_CONCURRENCY}"));
         }
@@ -219,6 +245,8 @@ mod tests {
         assert_eq!(config.concurrency, 4);
         assert!(!config.add_metadata);
         assert!(config.mapping().attributes.is_none());
+        assert!(!config.fence_on_sequence);
+        assert_eq!(config.fence_attribute, "_kinesis_position");
     }
 
     #[test]
@@ -234,6 +262,11 @@ mod tests {
         assert_eq!(problem_keys(serde_json::json!({ "table": "ok-table", "rename": { "a": "x", "b": "x" } })), ["rename"]);
         assert_eq!(problem_keys(serde_json::json!({ "table": "ok-table", "attributes": [] })), ["attributes"]);
         assert_eq!(problem_keys(serde_json::json!({ "table": "ok-table", "concurrency": 0 })), ["concurrency"]);
+        assert_eq!(problem_keys(serde_json::json!({ "table": "ok-table", "fence_attribute": "" })), ["fence_attribute"]);
+        assert_eq!(
+            problem_keys(serde_json::json!({ "table": "ok-table", "fence_on_sequence": true, "rename": { "v": "_kinesis_position" } })),
+            ["fence_attribute"]
+        );
         assert_eq!(problem_keys(serde_json::json!({ "table": "ok-table", "unprocessed_retry_timeout": "0s" })), ["unprocessed_retry_timeout"]);
         assert_eq!(
             problem_keys(serde_json::json!({ "table": "ok-table", "unprocessed_retry_initial_backoff": "10s", "unprocessed_retry_max_backoff": "1s" })),
@@ -267,6 +300,8 @@ mod tests {
         unprocessed_retry_max_backoff: (),
         request_timeout: (),
         concurrency: (),
+        fence_on_sequence: (),
+        fence_attribute: (),
     }
 
     impl From<&Config> for SerializableKeys {
@@ -287,6 +322,8 @@ mod tests {
                 unprocessed_retry_max_backoff: _,
                 request_timeout: _,
                 concurrency: _,
+                fence_on_sequence: _,
+                fence_attribute: _,
             } = c;
             SerializableKeys {
                 table: (),
@@ -303,6 +340,8 @@ mod tests {
                 unprocessed_retry_max_backoff: (),
                 request_timeout: (),
                 concurrency: (),
+                fence_on_sequence: (),
+                fence_attribute: (),
             }
         }
     }

@@ -12,6 +12,8 @@
 //! binary_fields = ["thumbnail"]         # base64 strings stored as B
 //! add_metadata = true                   # kinesis_shard_id, kinesis_sequence_number, kinesis_sub_sequence_number
 //! unprocessed_retry_timeout = "30s"
+//! fence_on_sequence = false              # conditional PutItem: never go back to an older record
+//! fence_attribute = "_kinesis_position"
 //! ```
 //!
 //! How a batch goes ([`batch`], [`writer`]):
@@ -29,6 +31,10 @@
 //!    DynamoDB refuses is retried item by item with `PutItem`, so only the
 //!    refused items are rejected and the rest lands.
 //!
+//! With `fence_on_sequence = true` step 3 is different: each item is
+//! written with a conditional `PutItem` that only lands when the stored
+//! item is older ([`fence`]).
+//!
 //! `healthcheck` is `DescribeTable`: a missing table or denied access is a
 //! permanent error naming the table. The SDK's own retries are turned off:
 //! the sink's loop above is the one retry policy.
@@ -37,6 +43,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod fence;
 pub mod keys;
 pub mod mapping;
 pub mod number;
@@ -61,6 +68,8 @@ pub struct DynamoDbSink {
     pipeline: String,
     mapping: Mapping,
     writer: Writer,
+    /// `fence_attribute` when `fence_on_sequence` is on.
+    fence: Option<String>,
 }
 
 /// A DynamoDB client for `config`: the shared AWS settings, no SDK retries
@@ -120,7 +129,8 @@ impl SinkPlugin for DynamoDbSink {
             max_backoff: config.unprocessed_retry_max_backoff.get(),
         };
         let writer = Writer { client, table: config.table.clone(), keys, retry, concurrency: config.concurrency };
-        Ok(DynamoDbSink { pipeline: ctx.pipeline, mapping: config.mapping(), writer })
+        let fence = config.fence_on_sequence.then(|| config.fence_attribute.clone());
+        Ok(DynamoDbSink { pipeline: ctx.pipeline, mapping: config.mapping(), writer, fence })
     }
 
     async fn healthcheck(&self) -> Result<(), SinkError> {
@@ -138,7 +148,10 @@ impl SinkPlugin for DynamoDbSink {
         let prepared = batch::prepare(batch, &self.mapping, &self.writer.keys);
         let mut statuses = prepared.statuses;
         let rejected = statuses.iter().filter(|s| s.is_some()).count();
-        let answers = self.writer.write(prepared.chunks).await?;
+        let answers = match &self.fence {
+            Some(attribute) => self.writer.write_fenced(prepared.chunks.into_iter().flatten().collect(), batch, attribute).await?,
+            None => self.writer.write(prepared.chunks).await?,
+        };
         for (record, status) in answers {
             if let Some(slot) = statuses.get_mut(record) {
                 *slot = Some(status);
