@@ -244,6 +244,56 @@ async fn every_record_field_reaches_the_library() {
     assert_eq!(names, ["fields-shardId-000000000003-49590338271490256608559692538361571095921575989136588898-4.ndjson"]);
 }
 
+/// The process's recorder: a plugin library's metrics arrive through the
+/// host's callbacks on the plugin's runtime threads, so only a global
+/// recorder sees them.
+fn global_metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("the only global recorder here"))
+}
+
+/// The example library's own counters, recorded with its `metrics` copy,
+/// reach the host's recorder with their labels (the ABI version 2 metrics
+/// bridge), and the batch's fence reaches the library.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_s_own_metrics_reach_the_host_and_its_batches_carry_the_fence() {
+    let handle = global_metrics();
+    let plugin = ndjson_dir();
+    assert_eq!(plugin.abi_version(), shardline_plugin_sdk::abi::ABI_VERSION);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = plugin.build_sink(serde_json::json!({ "path": dir.path() }), "bridge");
+    let meta = |sequence: u64| {
+        Arc::new(RecordMeta {
+            stream: Arc::from("orders"),
+            shard_id: Arc::from("shardId-000000000009"),
+            sequence_number: SequenceNumber::parse(&sequence.to_string()).expect("digits"),
+            sub_sequence_number: 0,
+            partition_key: "pk".to_owned(),
+            explicit_hash_key: None,
+            arrival_time: SystemTime::now(),
+            aggregated: false,
+        })
+    };
+    let fence = shardline_api::BatchFence { shard_id: Arc::from("shardId-000000000009"), lease_counter: 17 };
+    for first in [1, 3] {
+        let batch = [Record::new(Bytes::from_static(b"{}"), meta(first)), Record::new(Bytes::from_static(b"{}"), meta(first + 1))];
+        assert_eq!(sink.send_fenced(&fence, &batch).await.expect("send"), vec![RecordStatus::Delivered; 2]);
+    }
+    let text = handle.render();
+    for series in [
+        r#"ndjson_dir_records_written_total{pipeline="bridge",shard_id="shardId-000000000009"} 4"#,
+        r#"ndjson_dir_files_written_total{pipeline="bridge"} 2"#,
+    ] {
+        assert!(text.lines().any(|l| l == series), "{series} missing from\n{text}");
+    }
+    let lines = read_lines(dir.path(), ".ndjson");
+    assert_eq!(lines.len(), 4);
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["fence"], serde_json::json!({ "shard_id": "shardId-000000000009", "lease_counter": 17 }));
+    }
+}
+
 // ---- the real binary ----
 
 fn shardline(args: &[&str], dir: &Path) -> Option<std::process::Output> {
@@ -339,6 +389,24 @@ async fn a_pipeline_delivers_from_kinesis_through_the_plugin() {
     kinesis.put_records(&stream, &records).await.expect("put records");
     let ids: HashSet<String> = (0..60).map(|i| format!("plugin-{i:02}")).collect();
     wait_for_ids(&spec.sink_dir, &ids, &[&worker], DELIVERY_TIMEOUT).await;
+
+    // The plugin's own counter, per shard, on the worker's /metrics (the
+    // metrics bridge), summing to every record written.
+    let prefix = format!("ndjson_dir_records_written_total{{pipeline=\"{}\",shard_id=\"shardId-", spec.name);
+    let written = || -> anyhow::Result<(f64, String)> {
+        let (_, body) = worker.http_get("/metrics")?;
+        let sum = body.lines().filter(|l| l.starts_with(&prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+        Ok((sum, body))
+    };
+    let counted = shardline_e2e::wait_until(DELIVERY_TIMEOUT, "the plugin's counter on /metrics", || async { Ok(written()?.0 == 60.0) }).await;
+    assert!(counted.is_ok(), "the plugin's counter with its labels on /metrics: {:?}", written().map(|(_, body)| body));
+    // Every batch carried its shard and a held lease's counter.
+    for line in read_lines(&spec.sink_dir, ".ndjson") {
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["fence"]["shard_id"], v["shard_id"], "{v}");
+        assert!(v["fence"]["lease_counter"].as_u64().is_some_and(|c| c >= 1), "{v}");
+    }
+
     worker.sigterm_and_wait(Duration::from_secs(30)).map(|s| assert_eq!(s.code(), Some(0), "exit status")).expect("shutdown");
     let log = worker.log_text();
     assert!(log.contains("ndjson_dir sink ready"), "the plugin's own log line reaches shardline's log:\n{log}");

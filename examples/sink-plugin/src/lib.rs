@@ -10,6 +10,13 @@
 //! duplicate; files are written to a temporary name, fsynced and renamed,
 //! so a reader never sees half a batch.
 //!
+//! Each line also carries the batch's `fence` (`{"shard_id", "lease_counter"}`:
+//! the shard and the lease counter the worker held when it sent the batch,
+//! ABI version 2) when the host sent one. The plugin's own metrics,
+//! `ndjson_dir_records_written_total{pipeline,shard_id}` and
+//! `ndjson_dir_files_written_total{pipeline}`, appear on Shardline's
+//! `/metrics` through the SDK's metrics bridge.
+//!
 //! Records larger than `max_record_size` are rejected (dead-lettered by
 //! Shardline); I/O errors (a full disk, the directory missing or blocked)
 //! are retriable.
@@ -33,7 +40,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use base64::Engine as _;
 use serde::Deserialize;
 use shardline_plugin_sdk::{
-    async_trait, ByteSize, ConfigKey, ConfigProblem, InitContext, PluginInfo, Record, RecordStatus, SinkError,
+    async_trait, BatchFence, ByteSize, ConfigKey, ConfigProblem, InitContext, PluginInfo, Record, RecordStatus, SinkError,
     SinkPlugin,
 };
 
@@ -79,7 +86,7 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> SinkError {
 }
 
 /// One envelope line per record.
-fn encode(records: &[&Record]) -> Vec<u8> {
+fn encode(records: &[&Record], fence: Option<&BatchFence>) -> Vec<u8> {
     let mut out = Vec::new();
     for record in records {
         let meta = &record.meta;
@@ -98,6 +105,9 @@ fn encode(records: &[&Record]) -> Vec<u8> {
             "event_time_millis": record.event_time.map(millis),
             "aggregated": meta.aggregated,
         });
+        if let Some(fence) = fence {
+            line["fence"] = serde_json::json!({ "shard_id": &*fence.shard_id, "lease_counter": fence.lease_counter });
+        }
         match std::str::from_utf8(&data) {
             Ok(text) => line["data"] = serde_json::Value::from(text),
             Err(_) => line["data_base64"] = base64::engine::general_purpose::STANDARD.encode(&data).into(),
@@ -171,6 +181,10 @@ impl SinkPlugin for NdjsonDir {
     }
 
     async fn send(&self, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
+        self.send_fenced(None, batch).await
+    }
+
+    async fn send_fenced(&self, fence: Option<&BatchFence>, batch: &[Record]) -> Result<Vec<RecordStatus>, SinkError> {
         stall_if_early(&self.sends, self.stall_first_calls, "send").await;
         let mut statuses = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
@@ -193,11 +207,16 @@ impl SinkPlugin for NdjsonDir {
             first.meta.sequence_number.as_str(),
             first.meta.sub_sequence_number
         );
-        let bytes = encode(&accepted);
+        let bytes = encode(&accepted, fence);
         let dir = self.dir.clone();
+        let written = accepted.len() as u64;
+        let shard_id = first.meta.shard_id.to_string();
         tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes))
             .await
             .map_err(|e| SinkError::permanent(format!("write task failed: {e}")))??;
+        // The plugin's own metrics: forwarded to the host's /metrics.
+        metrics::counter!("ndjson_dir_records_written_total", "pipeline" => self.pipeline.clone(), "shard_id" => shard_id).increment(written);
+        metrics::counter!("ndjson_dir_files_written_total", "pipeline" => self.pipeline.clone()).increment(1);
         Ok(statuses)
     }
 
