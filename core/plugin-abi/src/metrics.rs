@@ -40,15 +40,29 @@ pub const KIND_GAUGE: u32 = 1;
 pub const KIND_HISTOGRAM: u32 = 2;
 
 /// Updates a counter: `op` is [`COUNTER_INCREMENT`] or [`COUNTER_ABSOLUTE`].
-pub type CounterFn = unsafe extern "C" fn(name: ByteSlice, labels: *const FfiLabel, labels_len: usize, op: u32, value: u64);
+pub type CounterFn = unsafe extern "C" fn(
+    name: ByteSlice,
+    labels: *const FfiLabel,
+    labels_len: usize,
+    op: u32,
+    value: u64,
+);
 /// Updates a gauge: `op` is [`GAUGE_SET`], [`GAUGE_INCREMENT`] or
 /// [`GAUGE_DECREMENT`].
-pub type GaugeFn = unsafe extern "C" fn(name: ByteSlice, labels: *const FfiLabel, labels_len: usize, op: u32, value: f64);
+pub type GaugeFn = unsafe extern "C" fn(
+    name: ByteSlice,
+    labels: *const FfiLabel,
+    labels_len: usize,
+    op: u32,
+    value: f64,
+);
 /// Records one histogram sample.
-pub type HistogramFn = unsafe extern "C" fn(name: ByteSlice, labels: *const FfiLabel, labels_len: usize, value: f64);
+pub type HistogramFn =
+    unsafe extern "C" fn(name: ByteSlice, labels: *const FfiLabel, labels_len: usize, value: f64);
 /// Describes a metric: `kind` is one of [`KIND_COUNTER`]..=[`KIND_HISTOGRAM`];
 /// `unit` is empty or a `metrics` unit name (`seconds`, `bytes`, `count`…).
-pub type DescribeFn = unsafe extern "C" fn(kind: u32, name: ByteSlice, unit: ByteSlice, description: ByteSlice);
+pub type DescribeFn =
+    unsafe extern "C" fn(kind: u32, name: ByteSlice, unit: ByteSlice, description: ByteSlice);
 
 /// The host's metrics callbacks, given to `init` in
 /// [`InitContext::metrics`](crate::InitContext::metrics). A null function

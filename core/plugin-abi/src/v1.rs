@@ -11,7 +11,12 @@ use crate::{ByteSlice, Completion, FfiRecord, LogFn, OwnedBuffer};
 pub const ABI_VERSION: u32 = 1;
 
 /// The type of [`SinkPluginTable::send`] in version 1: no fence.
-pub type SendFn = unsafe extern "C" fn(handle: *mut c_void, records: *const FfiRecord, len: usize, completion: Completion);
+pub type SendFn = unsafe extern "C" fn(
+    handle: *mut c_void,
+    records: *const FfiRecord,
+    len: usize,
+    completion: Completion,
+);
 
 /// The version 1 init context: [`crate::InitContext`] without `metrics`.
 /// A version 2 host passes its own (longer) context to a version 1

@@ -54,5 +54,6 @@ pub use discover::{default_plugin_dirs, PluginHost, SearchedDir};
 pub use error::LoadError;
 pub use library::LoadedPlugin;
 pub use metrics::host_metrics;
+pub use shardline_plugin_abi::ABI_VERSION;
 pub use shardline_plugin_sdk::{ConfigKey, ConfigProblem, PluginInfo};
 pub use sink::PluginSink;

@@ -7,7 +7,8 @@ use std::panic::catch_unwind;
 
 use metrics::{Key, Label, Level, Metadata, Unit};
 use shardline_plugin_abi::metrics::{
-    COUNTER_ABSOLUTE, COUNTER_INCREMENT, GAUGE_DECREMENT, GAUGE_INCREMENT, GAUGE_SET, KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM,
+    COUNTER_ABSOLUTE, COUNTER_INCREMENT, GAUGE_DECREMENT, GAUGE_INCREMENT, GAUGE_SET, KIND_COUNTER,
+    KIND_GAUGE, KIND_HISTOGRAM,
 };
 use shardline_plugin_abi::{ByteSlice, FfiLabel, HostMetrics};
 
@@ -20,7 +21,8 @@ pub(crate) static HOST_METRICS: HostMetrics = HostMetrics {
     describe: Some(describe),
 };
 
-static METADATA: Metadata<'static> = Metadata::new("shardline::plugin", Level::INFO, Some(module_path!()));
+static METADATA: Metadata<'static> =
+    Metadata::new("shardline::plugin", Level::INFO, Some(module_path!()));
 
 /// # Safety
 /// `slice` is valid for the call.
@@ -52,10 +54,18 @@ unsafe fn key(name: ByteSlice, labels: *const FfiLabel, len: usize) -> Option<Ke
     Some(Key::from_parts(name, labels))
 }
 
-unsafe extern "C" fn counter(name: ByteSlice, labels: *const FfiLabel, len: usize, op: u32, value: u64) {
+unsafe extern "C" fn counter(
+    name: ByteSlice,
+    labels: *const FfiLabel,
+    len: usize,
+    op: u32,
+    value: u64,
+) {
     let _ = catch_unwind(|| {
         // SAFETY: the plugin keeps everything valid for the call.
-        let Some(key) = (unsafe { key(name, labels, len) }) else { return };
+        let Some(key) = (unsafe { key(name, labels, len) }) else {
+            return;
+        };
         metrics::with_recorder(|recorder| {
             let counter = recorder.register_counter(&key, &METADATA);
             match op {
@@ -67,10 +77,18 @@ unsafe extern "C" fn counter(name: ByteSlice, labels: *const FfiLabel, len: usiz
     });
 }
 
-unsafe extern "C" fn gauge(name: ByteSlice, labels: *const FfiLabel, len: usize, op: u32, value: f64) {
+unsafe extern "C" fn gauge(
+    name: ByteSlice,
+    labels: *const FfiLabel,
+    len: usize,
+    op: u32,
+    value: f64,
+) {
     let _ = catch_unwind(|| {
         // SAFETY: the plugin keeps everything valid for the call.
-        let Some(key) = (unsafe { key(name, labels, len) }) else { return };
+        let Some(key) = (unsafe { key(name, labels, len) }) else {
+            return;
+        };
         metrics::with_recorder(|recorder| {
             let gauge = recorder.register_gauge(&key, &METADATA);
             match op {
@@ -86,8 +104,12 @@ unsafe extern "C" fn gauge(name: ByteSlice, labels: *const FfiLabel, len: usize,
 unsafe extern "C" fn histogram(name: ByteSlice, labels: *const FfiLabel, len: usize, value: f64) {
     let _ = catch_unwind(|| {
         // SAFETY: the plugin keeps everything valid for the call.
-        let Some(key) = (unsafe { key(name, labels, len) }) else { return };
-        metrics::with_recorder(|recorder| recorder.register_histogram(&key, &METADATA).record(value));
+        let Some(key) = (unsafe { key(name, labels, len) }) else {
+            return;
+        };
+        metrics::with_recorder(|recorder| {
+            recorder.register_histogram(&key, &METADATA).record(value)
+        });
     });
 }
 

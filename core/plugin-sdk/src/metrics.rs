@@ -18,9 +18,13 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
 use shardline_plugin_abi::metrics::{
-    COUNTER_ABSOLUTE, COUNTER_INCREMENT, GAUGE_DECREMENT, GAUGE_INCREMENT, GAUGE_SET, KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM,
+    COUNTER_ABSOLUTE, COUNTER_INCREMENT, GAUGE_DECREMENT, GAUGE_INCREMENT, GAUGE_SET, KIND_COUNTER,
+    KIND_GAUGE, KIND_HISTOGRAM,
 };
 use shardline_plugin_abi::{ByteSlice, FfiLabel, HostMetrics, InitContext};
 
@@ -35,7 +39,8 @@ pub fn mark_host_image() {
 
 /// The host's table from `context`, when it is long enough to have one.
 fn host_table(context: &InitContext) -> Option<HostMetrics> {
-    let needed = std::mem::offset_of!(InitContext, metrics) + std::mem::size_of::<*const HostMetrics>();
+    let needed =
+        std::mem::offset_of!(InitContext, metrics) + std::mem::size_of::<*const HostMetrics>();
     if (context.struct_size as usize) < needed || context.metrics.is_null() {
         return None;
     }
@@ -55,7 +60,9 @@ pub(crate) fn install(context: &InitContext) -> bool {
     if HOST_IMAGE.load(Ordering::SeqCst) {
         return false;
     }
-    let Some(host) = host_table(context) else { return false };
+    let Some(host) = host_table(context) else {
+        return false;
+    };
     // Fails only when the plugin installed a recorder of its own.
     *INSTALLED.get_or_init(|| metrics::set_global_recorder(Forwarder { host }).is_ok())
 }
@@ -96,13 +103,31 @@ unsafe impl Sync for Forwarded {}
 
 impl Forwarded {
     fn new(host: HostMetrics, key: &Key) -> Arc<Self> {
-        let labels: Vec<(String, String)> = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
-        let ffi = labels.iter().map(|(k, v)| FfiLabel { key: ByteSlice::new(k.as_bytes()), value: ByteSlice::new(v.as_bytes()) }).collect();
-        Arc::new(Forwarded { host, name: key.name().to_owned(), _labels: labels, ffi })
+        let labels: Vec<(String, String)> = key
+            .labels()
+            .map(|l| (l.key().to_owned(), l.value().to_owned()))
+            .collect();
+        let ffi = labels
+            .iter()
+            .map(|(k, v)| FfiLabel {
+                key: ByteSlice::new(k.as_bytes()),
+                value: ByteSlice::new(v.as_bytes()),
+            })
+            .collect();
+        Arc::new(Forwarded {
+            host,
+            name: key.name().to_owned(),
+            _labels: labels,
+            ffi,
+        })
     }
 
     fn parts(&self) -> (ByteSlice, *const FfiLabel, usize) {
-        (ByteSlice::new(self.name.as_bytes()), self.ffi.as_ptr(), self.ffi.len())
+        (
+            ByteSlice::new(self.name.as_bytes()),
+            self.ffi.as_ptr(),
+            self.ffi.len(),
+        )
     }
 
     fn counter(&self, op: u32, value: u64) {
@@ -156,7 +181,12 @@ impl Forwarder {
         let unit = unit.map_or("", |u| u.as_str());
         // SAFETY: the slices borrow locals valid for the call.
         forwarding(|| unsafe {
-            f(kind, ByteSlice::new(key.as_str().as_bytes()), ByteSlice::new(unit.as_bytes()), ByteSlice::new(description.as_bytes()))
+            f(
+                kind,
+                ByteSlice::new(key.as_str().as_bytes()),
+                ByteSlice::new(unit.as_bytes()),
+                ByteSlice::new(description.as_bytes()),
+            )
         });
     }
 }

@@ -181,6 +181,13 @@ pub fn plugins_report(host: &PluginHost) -> String {
     for plugin in host.plugins() {
         let info = plugin.info();
         let _ = writeln!(out, "  {} {} ({})", info.name, info.version, plugin.path().display());
+        if plugin.abi_version() < shardline_plugin_host::ABI_VERSION {
+            let _ = writeln!(
+                out,
+                "    built for plugin ABI version {}: loaded without batch fences and without its own metrics; rebuild it with the current shardline-plugin-sdk",
+                plugin.abi_version()
+            );
+        }
         if !info.description.is_empty() {
             let _ = writeln!(out, "    {}", info.description);
         }

@@ -32,22 +32,44 @@ async fn run(endpoint: &str, fenced: bool, concurrency: usize) -> f64 {
     let sink = sink(config, "bench");
     sink.healthcheck().await.expect("healthcheck");
     let filler = "x".repeat(1000);
-    let fence = BatchFence { shard_id: "shardId-000000000004".into(), lease_counter: 1 };
+    let fence = BatchFence {
+        shard_id: "shardId-000000000004".into(),
+        lease_counter: 1,
+    };
     let started = Instant::now();
     for b in 0..BATCHES {
-        let batch: Vec<_> = (0..BATCH).map(|i| record(b * BATCH + i, json!({ "id": format!("i-{b}-{i}"), "f": filler }).to_string())).collect();
+        let batch: Vec<_> = (0..BATCH)
+            .map(|i| {
+                record(
+                    b * BATCH + i,
+                    json!({ "id": format!("i-{b}-{i}"), "f": filler }).to_string(),
+                )
+            })
+            .collect();
         let statuses = sink.send_fenced(&fence, &batch).await.expect("send");
-        assert!(statuses.iter().all(|s| *s == RecordStatus::Delivered), "{statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == RecordStatus::Delivered),
+            "{statuses:?}"
+        );
     }
     (BATCHES * BATCH) as f64 / started.elapsed().as_secs_f64()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Some(endpoint) = support::dynalite() else { return };
+    let Some(endpoint) = support::dynalite() else {
+        return;
+    };
     for (fenced, concurrency) in [(false, 4), (true, 4), (true, 16), (true, 64)] {
         let rate = run(&endpoint, fenced, concurrency).await;
-        let how = if fenced { "fence_on_sequence = true  (PutItem)       " } else { "fence_on_sequence = false (BatchWriteItem)" };
-        println!("{how} concurrency = {concurrency:2}: {rate:8.0} items/s ({} items of 1 KiB)", BATCHES * BATCH);
+        let how = if fenced {
+            "fence_on_sequence = true  (PutItem)       "
+        } else {
+            "fence_on_sequence = false (BatchWriteItem)"
+        };
+        println!(
+            "{how} concurrency = {concurrency:2}: {rate:8.0} items/s ({} items of 1 KiB)",
+            BATCHES * BATCH
+        );
     }
 }

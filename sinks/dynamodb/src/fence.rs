@@ -40,7 +40,12 @@ const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
 /// Kinesis sequence number).
 pub fn position(record: &Record) -> Option<String> {
     let sequence = record.meta.sequence_number.as_str();
-    (sequence.len() <= SEQUENCE_DIGITS).then(|| format!("{sequence:0>SEQUENCE_DIGITS$}.{:020}", record.meta.sub_sequence_number))
+    (sequence.len() <= SEQUENCE_DIGITS).then(|| {
+        format!(
+            "{sequence:0>SEQUENCE_DIGITS$}.{:020}",
+            record.meta.sub_sequence_number
+        )
+    })
 }
 
 impl Writer {
@@ -50,7 +55,12 @@ impl Writer {
     ///
     /// # Errors
     /// A table-level [`DynamoError`] (missing table, access denied).
-    pub async fn write_fenced(&self, entries: Vec<Entry>, batch: &[Record], attribute: &str) -> Result<Answers, DynamoError> {
+    pub async fn write_fenced(
+        &self,
+        entries: Vec<Entry>,
+        batch: &[Record],
+        attribute: &str,
+    ) -> Result<Answers, DynamoError> {
         let mut answers = Vec::with_capacity(entries.len());
         let mut ready = Vec::with_capacity(entries.len());
         for mut entry in entries {
@@ -67,15 +77,21 @@ impl Writer {
                 )),
             }
         }
-        let mut results =
-            futures::stream::iter(ready).map(|(entry, pos)| self.put_fenced(entry, attribute, pos)).buffer_unordered(self.concurrency.max(1));
+        let mut results = futures::stream::iter(ready)
+            .map(|(entry, pos)| self.put_fenced(entry, attribute, pos))
+            .buffer_unordered(self.concurrency.max(1));
         while let Some(result) = results.next().await {
             answers.push(result?);
         }
         Ok(answers)
     }
 
-    async fn put_fenced(&self, entry: Entry, attribute: &str, pos: String) -> Result<(usize, RecordStatus), DynamoError> {
+    async fn put_fenced(
+        &self,
+        entry: Entry,
+        attribute: &str,
+        pos: String,
+    ) -> Result<(usize, RecordStatus), DynamoError> {
         let outcome = self
             .client
             .put_item()
@@ -94,11 +110,14 @@ impl Writer {
                     tracing::debug!(table = %self.table, position = %pos, "item already at this position or newer; write fenced off");
                     RecordStatus::Delivered
                 }
-                DynamoError::Refused { code, message, .. } => {
-                    RecordStatus::Rejected { reason: format!("DynamoDB refused the item: {code}: {message}") }
-                }
+                DynamoError::Refused { code, message, .. } => RecordStatus::Rejected {
+                    reason: format!("DynamoDB refused the item: {code}: {message}"),
+                },
                 e if e.is_table_level() => return Err(e),
-                e => RecordStatus::Retriable { reason: e.to_string(), backoff: None },
+                e => RecordStatus::Retriable {
+                    reason: e.to_string(),
+                    backoff: None,
+                },
             },
         };
         Ok((entry.record, status))
@@ -124,13 +143,30 @@ mod tests {
             arrival_time: std::time::SystemTime::UNIX_EPOCH,
             aggregated: false,
         };
-        Record { payload: shardline_plugin_sdk::Payload::Bytes(b"{}".to_vec().into()), meta: Arc::new(meta), event_time: None }
+        Record {
+            payload: shardline_plugin_sdk::Payload::Bytes(b"{}".to_vec().into()),
+            meta: Arc::new(meta),
+            event_time: None,
+        }
     }
 
     #[test]
     fn string_order_is_numeric_order() {
-        let positions = [("9", 0), ("10", 0), ("10", 1), ("10", 12), ("99", 0), ("49590338271490256608559692538361571095921575989136588898", 3)];
-        let texts: Vec<String> = positions.iter().map(|(s, sub)| position(&record(s, *sub)).expect("fits")).collect();
+        let positions = [
+            ("9", 0),
+            ("10", 0),
+            ("10", 1),
+            ("10", 12),
+            ("99", 0),
+            (
+                "49590338271490256608559692538361571095921575989136588898",
+                3,
+            ),
+        ];
+        let texts: Vec<String> = positions
+            .iter()
+            .map(|(s, sub)| position(&record(s, *sub)).expect("fits"))
+            .collect();
         let mut sorted = texts.clone();
         sorted.sort();
         assert_eq!(sorted, texts);
