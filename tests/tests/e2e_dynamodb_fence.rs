@@ -41,6 +41,19 @@ async fn versions(table: &DynamoDbTable) -> anyhow::Result<Vec<u64>> {
         .collect()
 }
 
+/// SIGTERM, and a clean exit.
+fn stop(worker: Worker) {
+    let status = worker
+        .sigterm_and_wait(Duration::from_secs(30))
+        .expect("shutdown");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status; log:\n{}",
+        worker.log_tail(40)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_from_trim_horizon_moves_no_item_back_and_is_counted() {
     let Some(emulators) = Emulators::from_env() else {
@@ -98,15 +111,7 @@ async fn a_replay_from_trim_horizon_moves_no_item_back_and_is_counted() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e:#}\nworker log:\n{}", first.log_tail(40)));
-    let status = first
-        .sigterm_and_wait(Duration::from_secs(30))
-        .expect("shutdown");
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status; log:\n{}",
-        first.log_tail(40)
-    );
+    stop(first);
 
     // A second pipeline with its own lease table replays all 40 records.
     let (second_spec, second_file) = pipeline("second.toml");
@@ -173,13 +178,5 @@ async fn a_replay_from_trim_horizon_moves_no_item_back_and_is_counted() {
         read_ndjson_dir(&second_spec.dead_letter_dir).is_empty(),
         "fenced writes are delivered, not dead-lettered"
     );
-    let status = second
-        .sigterm_and_wait(Duration::from_secs(30))
-        .expect("shutdown");
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status; log:\n{}",
-        second.log_tail(40)
-    );
+    stop(second);
 }
