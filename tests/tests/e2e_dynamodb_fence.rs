@@ -170,6 +170,11 @@ async fn a_replay_from_trim_horizon_moves_no_item_back_and_is_counted() {
     });
     assert_eq!(versions(&table).await.expect("scan"), vec![VERSIONS; KEYS]);
     let (fenced, _) = counts();
+    let (_, body) = second.http_get("/metrics").expect("metrics");
+    assert!(
+        body.contains("# HELP shardline_dynamodb_fenced_total writes fence_on_sequence refused"),
+        "the plugin's description crosses the bridge too:\n{body}"
+    );
     assert!(
         (KEYS as u64..=records).contains(&fenced),
         "{fenced} fenced writes"

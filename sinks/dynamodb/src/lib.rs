@@ -130,6 +130,12 @@ impl SinkPlugin for DynamoDbSink {
         };
         let writer = Writer { client, table: config.table.clone(), keys, retry, concurrency: config.concurrency };
         let fence = config.fence_on_sequence.then(|| config.fence_attribute.clone());
+        if fence.is_some() {
+            metrics::describe_counter!(
+                "shardline_dynamodb_fenced_total",
+                "writes fence_on_sequence refused because the item already held this or a newer Kinesis position (counted as delivered)"
+            );
+        }
         Ok(DynamoDbSink { pipeline: ctx.pipeline, mapping: config.mapping(), writer, fence })
     }
 
