@@ -19,18 +19,32 @@ use crate::metrics::Telemetry;
 /// Returns the bound address (useful with port 0).
 ///
 /// # Errors
-/// The bind error, with the address in its message.
+/// The bind error, with the address in its message and how to choose
+/// another one.
 pub async fn serve(
     address: &str,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind the metrics address {address}: {e}"))?;
+    let listener = TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("{}", bind_error_message(address, &e)))?;
     let local = listener.local_addr()?;
     serve_routes(listener, "metrics endpoint", move |req| route(req, &telemetry), shutdown);
     Ok(local)
+}
+
+/// The one-line message for a metrics address that cannot be bound: the
+/// cause, and the flag that picks another address (the usual cause is a
+/// second `shardline run` on the same host, which the default port
+/// 9464 cannot serve twice).
+fn bind_error_message(address: &str, error: &std::io::Error) -> String {
+    let holder = match error.kind() {
+        std::io::ErrorKind::AddrInUse => " (another shardline on this host?)",
+        _ => "",
+    };
+    format!(
+        "cannot bind the metrics address {address}: {error}{holder}; choose another with --metrics-address HOST:PORT \
+         (or SHARDLINE_METRICS_ADDRESS), or 127.0.0.1:0 for any free port"
+    )
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` is cancelled, answering
@@ -138,4 +152,21 @@ pub fn healthcheck(address: &str, path: &str) -> std::process::ExitCode {
         }
     }
     std::process::ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_names_the_flag_that_picks_another() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let address = taken.local_addr().expect("local address").to_string();
+        let error = serve(&address, Telemetry::global(), CancellationToken::new()).await.expect_err("the port is taken");
+        let message = error.to_string();
+        assert!(!message.contains('\n'), "{message}");
+        for part in [address.as_str(), "in use", "--metrics-address", "127.0.0.1:0"] {
+            assert!(message.contains(part), "{part} missing from: {message}");
+        }
+    }
 }
