@@ -40,3 +40,27 @@ pub fn shardline_bin() -> Option<PathBuf> {
     eprintln!("skipped: {message}");
     None
 }
+
+/// Waits for `child` (spawned with piped stdout and stderr) to exit and
+/// returns its output; kills it and panics with its output when it is
+/// still running after `limit` (a guard against a hung process, not a
+/// timing claim). `what` names the command in the message.
+///
+/// # Panics
+/// When `child` outlives `limit`, or waiting on it fails.
+pub fn output_within(mut child: std::process::Child, limit: std::time::Duration, what: &str) -> std::process::Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait");
+            panic!(
+                "{what} still running after {limit:?}:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("wait")
+}

@@ -51,7 +51,7 @@ mod sequence;
 mod wait;
 mod worker;
 
-pub use binary::shardline_bin;
+pub use binary::{output_within, shardline_bin};
 pub use chromium::Chromium;
 pub use checks::{delivered_ids, delivery_counts, last_sequence_per_shard, wait_for_ids};
 pub use emulators::{unique_name, Emulators, TestDir};

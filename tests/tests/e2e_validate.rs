@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shardline_e2e::*;
 
@@ -180,7 +180,7 @@ fn unknown_sink_type_is_refused_naming_the_type() {
     assert_points_at(&output, &path, line);
 
     // `run` refuses it too, before touching the network.
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .arg("run")
         .arg(&path)
         .args(["--worker-id", "w", "--metrics-address", "127.0.0.1:0"])
@@ -190,19 +190,7 @@ fn unknown_sink_type_is_refused_naming_the_type() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn shardline run");
-    let start = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("wait");
-            panic!(
-                "`shardline run` with an unknown sink type still running after 30s:\n{}",
-                text(&output)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("wait");
+    let output = output_within(child, Duration::from_secs(30), "`shardline run` with an unknown sink type");
     assert!(
         !output.status.success(),
         "`shardline run` with an unknown sink type succeeded:\n{}",

@@ -10,10 +10,12 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+mod credentials;
 pub mod test_support;
 mod timeouts;
 
 pub use classify::{classify, classify_response, Reason};
+pub use credentials::{check_credentials, CredentialsError, CREDENTIALS_TIMEOUT};
 pub use timeouts::Timeouts;
 
 use aws_config::BehaviorVersion;

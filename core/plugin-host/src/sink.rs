@@ -233,12 +233,24 @@ unsafe fn copy_outcome(result: &CallResult) -> Outcome {
 unsafe extern "C" fn host_log(level: u32, target: ByteSlice, message: ByteSlice) {
     let _ = catch_unwind(|| {
         let (target, message) = (text(target), text(message));
-        match level {
-            LOG_ERROR => tracing::error!(target: "shardline::plugin", plugin = %target, "{message}"),
-            LOG_WARN => tracing::warn!(target: "shardline::plugin", plugin = %target, "{message}"),
-            LOG_INFO => tracing::info!(target: "shardline::plugin", plugin = %target, "{message}"),
-            LOG_DEBUG => tracing::debug!(target: "shardline::plugin", plugin = %target, "{message}"),
-            _ => tracing::trace!(target: "shardline::plugin", plugin = %target, "{message}"),
+        macro_rules! emit {
+            ($target:literal) => {
+                match level {
+                    LOG_ERROR => tracing::error!(target: $target, plugin = %target, "{message}"),
+                    LOG_WARN => tracing::warn!(target: $target, plugin = %target, "{message}"),
+                    LOG_INFO => tracing::info!(target: $target, plugin = %target, "{message}"),
+                    LOG_DEBUG => tracing::debug!(target: $target, plugin = %target, "{message}"),
+                    _ => tracing::trace!(target: $target, plugin = %target, "{message}"),
+                }
+            };
+        }
+        // The AWS SDK's own lines inside a plugin (aws_config,
+        // aws_smithy_*) get a target of their own, so that the host's
+        // filter keeps them as quiet as the host's own SDK lines.
+        if target.starts_with("aws_") {
+            emit!("shardline::plugin::aws");
+        } else {
+            emit!("shardline::plugin");
         }
     });
 }

@@ -14,3 +14,10 @@ pub mod runtime;
 pub mod sink;
 pub mod testing;
 pub mod transforms;
+
+/// The log filter when neither `SHARDLINE_LOG` nor `RUST_LOG` is set:
+/// `info`, with the AWS SDK's internal lines (credential chain attempts,
+/// retries, of the host and of plugins) only at `error`; Shardline reports
+/// their outcome itself. `RUST_LOG=info,aws_config=debug,shardline::plugin::aws=debug`
+/// brings them back.
+pub const DEFAULT_LOG_FILTER: &str = "info,aws_config=error,aws_smithy_runtime=error,shardline::plugin::aws=error";

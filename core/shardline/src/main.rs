@@ -197,12 +197,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(run(configs, worker_id, metrics_address, shutdown_timeout))
+            runtime.block_on(run(configs, worker_id, metrics_address, shutdown_timeout, cli.log_format))
         }
     }
 }
 
-async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_address: String, shutdown_timeout: Duration) -> ExitCode {
+async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_address: String, shutdown_timeout: Duration, log_format: LogFormat) -> ExitCode {
     let shutdown = CancellationToken::new();
     runtime::cancel_on_signals(shutdown.clone());
     let telemetry = shardline::metrics::Telemetry::global();
@@ -223,8 +223,12 @@ async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_ad
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = %e, "shardline stopped with an error");
-            eprintln!("error: {e}");
+            // One line: plain text for a person, a structured event for a
+            // log pipeline.
+            match log_format {
+                LogFormat::Text => eprintln!("error: {e}"),
+                LogFormat::Json => tracing::error!(error = %e, "shardline stopped with an error"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -361,7 +365,7 @@ fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SHARDLINE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(shardline::DEFAULT_LOG_FILTER));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -25,6 +25,7 @@ use crate::config::{LeaseStoreKind, PipelineConfig};
 /// The first pipeline error.
 pub async fn run_all(pipelines: Vec<PipelineConfig>, options: RunOptions, shutdown: CancellationToken) -> Result<(), PipelineError> {
     check_lease_tables(&pipelines)?;
+    let several = pipelines.len() > 1;
     let mut set = JoinSet::new();
     for config in pipelines {
         let options = options.clone();
@@ -36,7 +37,11 @@ pub async fn run_all(pipelines: Vec<PipelineConfig>, options: RunOptions, shutdo
         match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "pipeline failed; stopping the others");
+                // The caller reports the first error; with one pipeline
+                // there is nothing else to say.
+                if several {
+                    tracing::error!(error = %e, "pipeline failed; stopping the others");
+                }
                 shutdown.cancel();
                 first_error.get_or_insert(e);
             }

@@ -59,6 +59,14 @@ pub enum PipelineError {
         /// Cause.
         message: String,
     },
+    /// No AWS credentials could be had for the source or the lease table.
+    #[error("pipeline {pipeline}: {source}")]
+    Credentials {
+        /// Pipeline name.
+        pipeline: String,
+        /// Cause.
+        source: shardline_aws::CredentialsError,
+    },
     /// The source failed permanently.
     #[error("pipeline {pipeline} (kinesis endpoint {endpoint}): {source}")]
     Source {
@@ -145,6 +153,42 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     let sink = shardline_pipeline::CallTimeout::wrap(sink, config.delivery.call_timeout.get(), &pipeline);
     let dead_letter: Arc<dyn DeadLetter> = config.dead_letter.build(&pipeline).map_err(|e| build_error(format!("dead letter: {e}")))?;
     crate::transforms::build_chain(&config.transforms).map_err(build_error)?;
+
+    // Credentials before anything calls AWS: without them every call would
+    // be retried until its bound, logging the chain's internals each time.
+    let source_connection = AwsConnection {
+        region: config.source.region.clone(),
+        endpoint: config.source.endpoint.clone(),
+        profile: config.source.profile.clone(),
+        timeouts: config.source.timeouts(),
+    };
+    let embedded_source = config.source.endpoint.as_deref() == Some(shardline_local_kinesis::EMBEDDED_ENDPOINT);
+    let source_sdk_config = if embedded_source {
+        None
+    } else {
+        let sdk_config = shardline_aws::load_sdk_config(&source_connection).await;
+        shardline_aws::check_credentials(&sdk_config, "the kinesis source", shardline_aws::CREDENTIALS_TIMEOUT)
+            .await
+            .map_err(|source| PipelineError::Credentials { pipeline: pipeline.clone(), source })?;
+        Some(sdk_config)
+    };
+    let lease_sdk_config = match config.leases.store {
+        LeaseStoreKind::Embedded => None,
+        LeaseStoreKind::Dynamodb => {
+            let connection = AwsConnection {
+                region: config.leases.region.clone().or_else(|| config.source.region.clone()),
+                endpoint: config.leases.endpoint.clone(),
+                profile: config.leases.profile.clone().or_else(|| config.source.profile.clone()),
+                timeouts: config.leases.timeouts(),
+            };
+            let sdk_config = shardline_aws::load_sdk_config(&connection).await;
+            shardline_aws::check_credentials(&sdk_config, "the dynamodb lease table", shardline_aws::CREDENTIALS_TIMEOUT)
+                .await
+                .map_err(|source| PipelineError::Credentials { pipeline: pipeline.clone(), source })?;
+            Some(sdk_config)
+        }
+    };
+
     if let Err(e) = sink.healthcheck().await {
         if !e.kind.is_retriable() {
             return Err(PipelineError::SinkUnhealthy { pipeline: pipeline.clone(), message: e.message });
@@ -153,24 +197,19 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     }
 
     // Source.
-    let source_connection = AwsConnection {
-        region: config.source.region.clone(),
-        endpoint: config.source.endpoint.clone(),
-        profile: config.source.profile.clone(),
-        timeouts: config.source.timeouts(),
-    };
     let source_endpoint = config.source.endpoint.clone().unwrap_or_else(|| "regional".to_owned());
     // local-kinesis: `endpoint = "embedded"` starts (or reuses) the in-process
     // Kinesis server on `<leases.state_dir>/kinesis`, creates the stream when
     // missing, and is reached with test credentials.
-    let kinesis_client = if config.source.endpoint.as_deref() == Some(shardline_local_kinesis::EMBEDDED_ENDPOINT) {
-        let data_dir = shardline_local_kinesis::embedded_data_dir(&config.leases.state_dir);
-        let endpoint = shardline_local_kinesis::embedded_endpoint(&data_dir, Some(&config.source.stream))
-            .await
-            .map_err(|e| build_error(format!("source.endpoint = \"embedded\": {e}")))?;
-        aws_sdk_kinesis::Client::new(&shardline_aws::emulator_sdk_config_with(&endpoint, config.source.timeouts()))
-    } else {
-        aws_sdk_kinesis::Client::new(&shardline_aws::load_sdk_config(&source_connection).await)
+    let kinesis_client = match source_sdk_config {
+        Some(sdk_config) => aws_sdk_kinesis::Client::new(&sdk_config),
+        None => {
+            let data_dir = shardline_local_kinesis::embedded_data_dir(&config.leases.state_dir);
+            let endpoint = shardline_local_kinesis::embedded_endpoint(&data_dir, Some(&config.source.stream))
+                .await
+                .map_err(|e| build_error(format!("source.endpoint = \"embedded\": {e}")))?;
+            aws_sdk_kinesis::Client::new(&shardline_aws::emulator_sdk_config_with(&endpoint, config.source.timeouts()))
+        }
     };
     let stream = config.source.stream.clone();
     // `connect` retries retriable failures itself (bounded), then reports
@@ -188,21 +227,12 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
 
     // Lease store.
     let table = config.lease_table().to_owned();
-    let store: Arc<dyn LeaseStore> = match config.leases.store {
-        LeaseStoreKind::Embedded => Arc::new(
+    let store: Arc<dyn LeaseStore> = match lease_sdk_config {
+        Some(sdk_config) => Arc::new(DynamoDbLeaseStore::new(aws_sdk_dynamodb::Client::new(&sdk_config), table.clone())),
+        None => Arc::new(
             EmbeddedLeaseStore::open(&config.leases.state_dir, &table)
                 .map_err(|source| PipelineError::Lease { pipeline: pipeline.clone(), source })?,
         ),
-        LeaseStoreKind::Dynamodb => {
-            let connection = AwsConnection {
-                region: config.leases.region.clone().or_else(|| config.source.region.clone()),
-                endpoint: config.leases.endpoint.clone(),
-                profile: config.leases.profile.clone().or_else(|| config.source.profile.clone()),
-                timeouts: config.leases.timeouts(),
-            };
-            let client = aws_sdk_dynamodb::Client::new(&shardline_aws::load_sdk_config(&connection).await);
-            Arc::new(DynamoDbLeaseStore::new(client, table.clone()))
-        }
     };
     ensure_lease_table(store.as_ref(), &shutdown)
         .await
