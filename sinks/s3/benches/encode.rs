@@ -86,7 +86,9 @@ fn main() {
     println!("s3 sink: encode + compress a batch of {RECORDS} x {RECORD_BYTES} B JSON records ({:.2} MB), one core", input as f64 / 1e6);
     for (name, compression, level) in [
         ("ndjson+none", Compression::None, None),
-        ("ndjson+gzip(6)", Compression::Gzip, None),
+        ("ndjson+gzip(5) default", Compression::Gzip, None),
+        ("ndjson+gzip(6)", Compression::Gzip, Some(6)),
+        ("ndjson+gzip(4)", Compression::Gzip, Some(4)),
         ("ndjson+gzip(1)", Compression::Gzip, Some(1)),
         ("ndjson+zstd(3)", Compression::Zstd, None),
         ("ndjson+zstd(1)", Compression::Zstd, Some(1)),

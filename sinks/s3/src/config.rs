@@ -68,7 +68,7 @@ pub struct Config {
     /// `none`, `gzip` (default) or `zstd`.
     #[serde(default)]
     pub compression: Compression,
-    /// Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).
+    /// Compression level: gzip 0-9 (default 5), zstd 1-19 (default 3).
     #[serde(default)]
     pub compression_level: Option<i32>,
     /// Time zone of the key's time parts: `UTC` (default), a fixed offset

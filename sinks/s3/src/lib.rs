@@ -79,7 +79,7 @@ fn describe_keys(info: PluginInfo) -> PluginInfo {
         .key(key("csv_header", "first line of each CSV object names the columns; default true"))
         .key(key("raw_delimiter", "written after each record with encoding = \"raw\"; default \"\\n\""))
         .key(key("compression", "\"none\", \"gzip\" (default) or \"zstd\"; sets Content-Encoding and the extension"))
-        .key(key("compression_level", "gzip 0-9 (default 6), zstd 1-19 (default 3)"))
+        .key(key("compression_level", "gzip 0-9 (default 5), zstd 1-19 (default 3)"))
         .key(key("time_zone", "time zone of the key's time parts: \"UTC\" (default), an offset (\"+02:00\") or an IANA name (\"Europe/Paris\", from the system tz database)"))
         .key(key("max_partitions", "most objects ({field.*} partitions) per batch; records of further partitions are dead-lettered; default 100"))
         .key(key("multipart_threshold", "objects larger than this (compressed) use multipart upload; default \"16MiB\", at least multipart_part_size, at most 5GiB"))
