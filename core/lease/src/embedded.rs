@@ -91,6 +91,25 @@ impl EmbeddedLeaseStore {
         })
     }
 
+    /// The leases stored in `state_dir/<table>.leases.json`, read without
+    /// taking the table's lock, for observers (`shardline status`) of a
+    /// table a running process holds. Every write replaces the file whole
+    /// (a rename), so the read sees one consistent state, perhaps a write
+    /// behind. A missing file is an empty table.
+    ///
+    /// # Errors
+    /// [`LeaseError::Io`] when the file cannot be read;
+    /// [`LeaseError::Corrupt`] when it holds something that is not a lease
+    /// table.
+    pub fn read_snapshot(state_dir: &Path, table: &str) -> Result<Vec<Lease>, LeaseError> {
+        let path = state_dir.join(format!("{table}.leases.json"));
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(decode_file(table, &bytes)?.into_values().collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(LeaseError::Io { table: table.to_owned(), path, source }),
+        }
+    }
+
     /// A table that lives only in memory (tests, one-off runs).
     pub fn in_memory() -> Self {
         EmbeddedLeaseStore {

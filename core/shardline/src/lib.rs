@@ -11,7 +11,9 @@ pub mod metrics;
 pub mod put;
 pub mod quickstart;
 pub mod runtime;
+pub mod scrape;
 pub mod sink;
+pub mod status;
 pub mod testing;
 pub mod transforms;
 

@@ -239,3 +239,23 @@ async fn a_second_open_of_the_same_table_fails_naming_the_directory() {
     let reopened = EmbeddedLeaseStore::open(&state, "orders").unwrap();
     assert_eq!(reopened.list_leases().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_snapshot_reads_a_locked_table_as_last_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    assert!(EmbeddedLeaseStore::read_snapshot(&state, "orders").unwrap().is_empty(), "no file yet: an empty table");
+    let store = EmbeddedLeaseStore::open(&state, "orders").unwrap();
+    let lease = Lease::new("shard-1", Checkpoint::TrimHorizon);
+    store.create_lease_if_absent(&lease).await.unwrap();
+    let taken = store.take(&lease, "w1").await.unwrap();
+    // The store holds the lock; the snapshot reads anyway.
+    let snapshot = EmbeddedLeaseStore::read_snapshot(&state, "orders").unwrap();
+    assert_eq!(snapshot, vec![taken.clone()]);
+    store.checkpoint(&taken, &at("49590338271490256608559692538361571095921575989136588898", 0), None).await.unwrap();
+    let snapshot = EmbeddedLeaseStore::read_snapshot(&state, "orders").unwrap();
+    assert_eq!(snapshot[0].checkpoint, at("49590338271490256608559692538361571095921575989136588898", 0));
+    std::fs::write(state.join("orders.leases.json"), b"not json").unwrap();
+    let error = EmbeddedLeaseStore::read_snapshot(&state, "orders").unwrap_err();
+    assert!(matches!(error, LeaseError::Corrupt { .. }), "{error}");
+}

@@ -299,6 +299,27 @@ impl PipelineConfig {
         self.leases.table.as_deref().unwrap_or(&self.name)
     }
 
+    /// Where and how to reach the Kinesis source.
+    pub fn source_connection(&self) -> shardline_aws::AwsConnection {
+        shardline_aws::AwsConnection {
+            region: self.source.region.clone(),
+            endpoint: self.source.endpoint.clone(),
+            profile: self.source.profile.clone(),
+            timeouts: self.source.timeouts(),
+        }
+    }
+
+    /// Where and how to reach a DynamoDB lease table: `[leases]` region and
+    /// profile, else the source's; `[leases]` endpoint.
+    pub fn lease_connection(&self) -> shardline_aws::AwsConnection {
+        shardline_aws::AwsConnection {
+            region: self.leases.region.clone().or_else(|| self.source.region.clone()),
+            endpoint: self.leases.endpoint.clone(),
+            profile: self.leases.profile.clone().or_else(|| self.source.profile.clone()),
+            timeouts: self.leases.timeouts(),
+        }
+    }
+
     /// The sink's `type`, if it is a string.
     pub fn sink_type(&self) -> Option<&str> {
         self.sink.get("type").and_then(|v| v.as_str())

@@ -124,8 +124,7 @@ impl DashboardState {
     pub fn sample_metrics(&self, pipeline: &str, exposition: &str) {
         let now = Instant::now();
         let mut inner = self.lock();
-        for line in exposition.lines().filter(|l| !l.starts_with('#')) {
-            let Some(sample) = parse_sample(line) else { continue };
+        for sample in crate::scrape::samples(exposition) {
             if sample.label("pipeline") != Some(pipeline) {
                 continue;
             }
@@ -226,39 +225,6 @@ pub fn epoch_millis(time: SystemTime) -> i64 {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
     }
-}
-
-/// One line of the Prometheus text format: `name{a="b",c="d"} value`.
-struct Sample<'a> {
-    name: &'a str,
-    labels: Vec<(&'a str, &'a str)>,
-    value: f64,
-}
-
-impl<'a> Sample<'a> {
-    fn label(&self, name: &str) -> Option<&'a str> {
-        self.labels.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
-    }
-}
-
-/// Parses a sample line; label values with escaped quotes are not needed
-/// here (pipeline names and shard ids cannot hold them) and are skipped.
-fn parse_sample(line: &str) -> Option<Sample<'_>> {
-    let (head, value) = line.trim().rsplit_once(' ')?;
-    let value: f64 = value.parse().ok()?;
-    let (name, labels) = match head.split_once('{') {
-        Some((name, rest)) => (name, rest.strip_suffix('}')?),
-        None => (head, ""),
-    };
-    let mut parsed = Vec::new();
-    for pair in labels.split("\",").filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once("=\"")?;
-        if value.contains('\\') {
-            return None;
-        }
-        parsed.push((key.trim_start_matches(','), value.trim_end_matches('"')));
-    }
-    Some(Sample { name, labels: parsed, value })
 }
 
 #[cfg(test)]

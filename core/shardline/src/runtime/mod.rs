@@ -81,7 +81,7 @@ pub fn check_lease_tables(pipelines: &[PipelineConfig]) -> Result<(), PipelineEr
 
 /// Where a pipeline's lease table lives, in words (also the key that tells
 /// two tables apart).
-fn lease_store_location(config: &PipelineConfig) -> String {
+pub(crate) fn lease_store_location(config: &PipelineConfig) -> String {
     let leases = &config.leases;
     match leases.store {
         LeaseStoreKind::Embedded => {

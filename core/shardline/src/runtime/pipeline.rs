@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use shardline_api::{Checkpoint, ShardInfo, Sink};
-use shardline_aws::AwsConnection;
 use shardline_kinesis::{KinesisSource, ReadMode, ReaderOptions, SourceError, StartPosition};
 use shardline_lease::{
     CoordinatorConfig, DynamoDbLeaseStore, EmbeddedLeaseStore, LeaseCleanup, LeaseCoordinator, LeaseError, LeaseHandle, LeaseStore, ShardListing,
@@ -156,12 +155,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
 
     // Credentials before anything calls AWS: without them every call would
     // be retried until its bound, logging the chain's internals each time.
-    let source_connection = AwsConnection {
-        region: config.source.region.clone(),
-        endpoint: config.source.endpoint.clone(),
-        profile: config.source.profile.clone(),
-        timeouts: config.source.timeouts(),
-    };
+    let source_connection = config.source_connection();
     let embedded_source = config.source.endpoint.as_deref() == Some(shardline_local_kinesis::EMBEDDED_ENDPOINT);
     let source_sdk_config = if embedded_source {
         None
@@ -175,13 +169,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
     let lease_sdk_config = match config.leases.store {
         LeaseStoreKind::Embedded => None,
         LeaseStoreKind::Dynamodb => {
-            let connection = AwsConnection {
-                region: config.leases.region.clone().or_else(|| config.source.region.clone()),
-                endpoint: config.leases.endpoint.clone(),
-                profile: config.leases.profile.clone().or_else(|| config.source.profile.clone()),
-                timeouts: config.leases.timeouts(),
-            };
-            let sdk_config = shardline_aws::load_sdk_config(&connection).await;
+            let sdk_config = shardline_aws::load_sdk_config(&config.lease_connection()).await;
             shardline_aws::check_credentials(&sdk_config, "the dynamodb lease table", shardline_aws::CREDENTIALS_TIMEOUT)
                 .await
                 .map_err(|source| PipelineError::Credentials { pipeline: pipeline.clone(), source })?;
