@@ -47,6 +47,15 @@ fn bind_error_message(address: &str, error: &std::io::Error) -> String {
     )
 }
 
+/// The style sheet the quickstart page and the `run --web` page share.
+const SHARED_STYLE: &str = include_str!("page.css");
+
+/// `page` with its `/*SHARED_STYLE*/` placeholder replaced by the shared
+/// style sheet.
+pub(crate) fn with_shared_style(page: &str) -> String {
+    page.replacen("/*SHARED_STYLE*/", SHARED_STYLE, 1)
+}
+
 /// Serves HTTP/1.1 on `listener` until `shutdown` is cancelled, answering
 /// every request with `router` (a cheap, synchronous function of the
 /// request). `name` labels log lines.

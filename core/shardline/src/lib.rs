@@ -16,6 +16,7 @@ pub mod sink;
 pub mod status;
 pub mod testing;
 pub mod transforms;
+pub mod web;
 
 /// The log filter when neither `SHARDLINE_LOG` nor `RUST_LOG` is set:
 /// `info`, with the AWS SDK's internal lines (credential chain attempts,

@@ -45,6 +45,11 @@ enum Command {
         /// Longest graceful shutdown before leases are left to expire.
         #[arg(long, env = "SHARDLINE_SHUTDOWN_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
         shutdown_timeout: Duration,
+        /// Serve a page of every pipeline's shards (owner, checkpoint, lag,
+        /// rate) and counters. Off by default; `--web` alone serves it on
+        /// 127.0.0.1:8080.
+        #[arg(long, env = "SHARDLINE_WEB_ADDRESS", value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+        web: Option<String>,
         #[command(flatten)]
         plugins: PluginDirs,
     },
@@ -236,7 +241,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { files, worker_id, metrics_address, shutdown_timeout, plugins } => {
+        Command::Run { files, worker_id, metrics_address, shutdown_timeout, web, plugins } => {
             shardline::sink::load_plugins(&plugins.plugin_dirs);
             let configs = match load_all(&files) {
                 Ok(c) => c,
@@ -250,21 +255,37 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(run(configs, worker_id, metrics_address, shutdown_timeout, cli.log_format))
+            runtime.block_on(run(configs, worker_id, metrics_address, web, shutdown_timeout, cli.log_format))
         }
     }
 }
 
-async fn run(configs: Vec<config::PipelineConfig>, worker_id: String, metrics_address: String, shutdown_timeout: Duration, log_format: LogFormat) -> ExitCode {
+async fn run(
+    configs: Vec<config::PipelineConfig>,
+    worker_id: String,
+    metrics_address: String,
+    web: Option<String>,
+    shutdown_timeout: Duration,
+    log_format: LogFormat,
+) -> ExitCode {
     let shutdown = CancellationToken::new();
     runtime::cancel_on_signals(shutdown.clone());
     let telemetry = shardline::metrics::Telemetry::global();
     let server_stop = CancellationToken::new();
-    match shardline::http::serve(&metrics_address, telemetry, server_stop.clone()).await {
+    match shardline::http::serve(&metrics_address, telemetry.clone(), server_stop.clone()).await {
         Ok(address) => tracing::info!(address = %address, "metrics endpoint listening"),
         Err(e) => {
             tracing::error!(error = %e, "cannot start the metrics endpoint");
             return ExitCode::FAILURE;
+        }
+    }
+    if let Some(address) = web {
+        match shardline::web::serve(&address, configs.clone(), worker_id.clone(), telemetry.clone(), server_stop.clone()).await {
+            Ok(bound) => tracing::info!(address = %bound, url = %format!("http://{bound}/"), "web page listening"),
+            Err(e) => {
+                eprintln!("error: cannot serve the web page on {address}: {e}; choose another with --web HOST:PORT (127.0.0.1:0 for any free port)");
+                return ExitCode::FAILURE;
+            }
         }
     }
     tracing::info!(worker_id = %worker_id, pipelines = configs.len(), "shardline starting");

@@ -15,8 +15,8 @@ use super::state::DashboardState;
 use crate::http::respond;
 use crate::metrics::Telemetry;
 
-/// The page, compiled in.
-const PAGE: &str = include_str!("page.html");
+/// The page, compiled in, with the style it shares with `run --web`'s.
+static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::http::with_shared_style(include_str!("page.html")));
 
 /// Binds `address` and serves until `shutdown`. Returns the bound address.
 ///
@@ -39,7 +39,7 @@ fn route(req: &Request<hyper::body::Incoming>, state: &DashboardState, telemetry
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".into());
     }
     match req.uri().path() {
-        "/" | "/index.html" => respond(StatusCode::OK, "text/html; charset=utf-8", PAGE.into()),
+        "/" | "/index.html" => respond(StatusCode::OK, "text/html; charset=utf-8", PAGE.clone()),
         "/api/dashboard" => match serde_json::to_string(&state.snapshot()) {
             Ok(json) => respond(StatusCode::OK, "application/json", json),
             Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),

@@ -185,6 +185,12 @@ impl MetricsSource {
         MetricsSource { url: scrape::metrics_url(address), discovered, previous: None, last: Err("not read yet".to_owned()) }
     }
 
+    /// This process's own metrics (`shardline run --web`), recorded with
+    /// [`MetricsSource::record`].
+    pub fn local() -> MetricsSource {
+        MetricsSource { url: "this process".to_owned(), discovered: false, previous: None, last: Err("not read yet".to_owned()) }
+    }
+
     /// Reads the address once more.
     pub async fn refresh(&mut self, pipeline: &str) {
         let result = scrape::fetch(&self.url, SCRAPE_TIMEOUT).await;
