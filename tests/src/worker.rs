@@ -19,6 +19,8 @@ pub struct Worker {
     bin: PathBuf,
     pipeline: PathBuf,
     dir: PathBuf,
+    /// Arguments added to every start.
+    extra_args: Vec<String>,
     state: Mutex<State>,
 }
 
@@ -35,7 +37,17 @@ impl Worker {
     /// # Panics
     /// When the process cannot be spawned.
     pub fn start(bin: &Path, pipeline: &Path, id: &str, dir: &Path) -> Worker {
+        Worker::start_with_args(bin, pipeline, id, dir, &[])
+    }
+
+    /// Starts a worker with `extra` arguments after `run FILE` and the
+    /// test's own (e.g. `--web 127.0.0.1:0`).
+    ///
+    /// # Panics
+    /// When the process cannot be spawned.
+    pub fn start_with_args(bin: &Path, pipeline: &Path, id: &str, dir: &Path, extra: &[&str]) -> Worker {
         let worker = Worker {
+            extra_args: extra.iter().map(|a| (*a).to_owned()).collect(),
             id: id.to_owned(),
             bin: bin.to_owned(),
             pipeline: pipeline.to_owned(),
@@ -86,6 +98,7 @@ impl Worker {
                 "--log-format",
                 "json",
             ])
+            .args(&self.extra_args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -265,6 +278,13 @@ impl Worker {
     /// The address of the running process's metrics endpoint, from its
     /// `metrics endpoint listening` log line (the tests pass port 0).
     pub fn metrics_address(&self) -> Option<String> {
+        self.logged_address("metrics endpoint listening")
+    }
+
+    /// The `address` field of the running process's last log line whose
+    /// message is `message` (e.g. `web page listening`).
+    pub fn logged_address(&self, message: &str) -> Option<String> {
+        let wanted = message;
         let logs = self
             .state
             .lock()
@@ -282,7 +302,7 @@ impl Worker {
                         .get("message")
                         .or_else(|| v.pointer("/fields/message"))?
                         .as_str()?;
-                    if message != "metrics endpoint listening" {
+                    if message != wanted {
                         return None;
                     }
                     let address = v

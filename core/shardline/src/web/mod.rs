@@ -161,6 +161,18 @@ async fn refresh_while_watched(mut watched: Vec<Watched>, shared: Arc<Shared>, t
                 _ = shutdown.cancelled() => return,
                 _ = shared.wake.notified() => {}
             }
+            // Opened (again): a first read of the counters, so that the
+            // first view has rates over the last second, not since the
+            // page was last open.
+            let exposition = telemetry.render();
+            for w in watched.iter_mut() {
+                let name = w.config.name.clone();
+                w.local.record(&name, Instant::now(), Ok(exposition.clone()));
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(REFRESH) => {}
+            }
         }
     }
 }
