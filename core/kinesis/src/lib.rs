@@ -74,8 +74,13 @@ pub struct ReaderOptions {
     /// `Limit` of each `GetRecords` call (1 to 10 000). Default: 10 000.
     pub max_records: i32,
     /// Wait after a `GetRecords` that returned nothing while the reader is
-    /// at the tip of the shard. Default: 1 s.
+    /// at the tip of a shard that has been quiet for `idle_after`.
+    /// Default: 1 s.
     pub idle_interval: Duration,
+    /// How long a shard must return no records before empty reads wait
+    /// `idle_interval`; until then they are followed by the next call after
+    /// `poll_interval`. Default: 2 s.
+    pub idle_after: Duration,
     /// Minimum time between two `GetRecords` calls on one shard (Kinesis
     /// allows 5 calls per second per shard). Default: 200 ms.
     pub poll_interval: Duration,
@@ -89,6 +94,7 @@ impl Default for ReaderOptions {
             pipeline: String::new(),
             max_records: 10_000,
             idle_interval: Duration::from_secs(1),
+            idle_after: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
         }

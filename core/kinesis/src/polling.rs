@@ -38,6 +38,8 @@ pub(crate) struct PollingReader {
     /// Sequence number of the last Kinesis record read.
     last_sequence: Option<String>,
     not_before: Option<Instant>,
+    /// When a read last returned records (or the reader started).
+    last_records_at: Instant,
     pending: Option<Pending>,
     finished: Option<Vec<String>>,
     backoff: Backoff,
@@ -56,6 +58,7 @@ impl PollingReader {
             iterator: None,
             last_sequence: None,
             not_before: None,
+            last_records_at: Instant::now(),
             pending: None,
             finished: None,
             backoff,
@@ -123,6 +126,9 @@ impl PollingReader {
         }
         if last_sequence.is_some() {
             self.last_sequence = last_sequence;
+        }
+        if !read_nothing {
+            self.last_records_at = Instant::now();
         }
         let at_tip = read_nothing && out.millis_behind_latest.unwrap_or(0) == 0;
         let (shard_end, needs_children) = match out.next_shard_iterator {
@@ -198,8 +204,10 @@ impl ShardReader for PollingReader {
                 Ok(out) => {
                     self.backoff.reset();
                     if self.accept(out)? {
-                        // the empty batch is pending: a cancelled sleep loses nothing
-                        tokio::time::sleep(self.options.idle_interval).await;
+                        if let Some(wait) = idle_wait(&self.options, self.last_records_at.elapsed()) {
+                            // the empty batch is pending: a cancelled sleep loses nothing
+                            tokio::time::sleep(wait).await;
+                        }
                     }
                 }
                 Err(SourceError::ExpiredIterator { .. }) => {
@@ -214,6 +222,16 @@ impl ShardReader for PollingReader {
     }
 }
 
+/// The wait after an empty read at the tip of a shard that last returned
+/// records `quiet_for` ago: none while it is recently active (the next call
+/// follows after `poll_interval`, as after a full read, so a record put a
+/// moment after an empty read waits at most one `poll_interval`), and
+/// `idle_interval` once it has been quiet for `idle_after`, to spend few
+/// calls on a shard nobody writes to.
+fn idle_wait(options: &ReaderOptions, quiet_for: Duration) -> Option<Duration> {
+    (quiet_for >= options.idle_after).then_some(options.idle_interval)
+}
+
 /// Counts a `GetRecords` call dropped before its response arrived.
 struct AbandonedCall<'a> {
     labels: &'a crate::telemetry::ShardLabels,
@@ -225,5 +243,24 @@ impl Drop for AbandonedCall<'_> {
         if !self.answered {
             self.labels.get_records_abandoned();
         }
+    }
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use std::time::Duration;
+
+    use super::idle_wait;
+    use crate::ReaderOptions;
+
+    #[test]
+    fn an_active_shard_is_polled_at_the_poll_interval_and_a_quiet_one_slows() {
+        let options = ReaderOptions::default();
+        assert_eq!((options.poll_interval, options.idle_after, options.idle_interval), (Duration::from_millis(200), Duration::from_secs(2), Duration::from_secs(1)));
+        assert_eq!(idle_wait(&options, Duration::from_millis(300)), None, "records 300 ms ago: no extra wait");
+        assert_eq!(idle_wait(&options, Duration::from_millis(1999)), None);
+        assert_eq!(idle_wait(&options, Duration::from_secs(2)), Some(Duration::from_secs(1)), "quiet for idle_after: idle_interval");
+        let always = ReaderOptions { idle_after: Duration::ZERO, ..ReaderOptions::default() };
+        assert_eq!(idle_wait(&always, Duration::ZERO), Some(Duration::from_secs(1)), "idle_after 0: every empty read waits");
     }
 }

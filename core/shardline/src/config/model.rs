@@ -115,9 +115,15 @@ pub struct SourceConfig {
     /// Records per `GetRecords` call, 1 to 10000. Default 10000.
     #[serde(default = "default_max_records")]
     pub max_records: i32,
-    /// Wait after a `GetRecords` call that returned nothing. Default `"1s"`.
+    /// Wait after a `GetRecords` call that returned nothing, once the
+    /// shard has returned no records for `idle_after`. Default `"1s"`.
     #[serde(default = "default_idle_interval")]
     pub idle_interval: HumanDuration,
+    /// How long a shard must return no records before polls slow from
+    /// `poll_interval` to `idle_interval`; `"0s"` slows after every empty
+    /// read. Default `"2s"`.
+    #[serde(default = "default_idle_after")]
+    pub idle_after: HumanDuration,
     /// Least time between two `GetRecords` calls on one shard (the service
     /// allows 5 calls/s per shard, shared by all consumers). Default
     /// `"200ms"`.
@@ -161,6 +167,9 @@ fn default_max_records() -> i32 {
 }
 fn default_idle_interval() -> HumanDuration {
     HumanDuration::from_secs(1)
+}
+fn default_idle_after() -> HumanDuration {
+    HumanDuration::from_secs(2)
 }
 fn default_poll_interval() -> HumanDuration {
     HumanDuration::from_millis(200)

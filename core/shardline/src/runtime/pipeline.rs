@@ -265,6 +265,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         pipeline: pipeline.clone(),
         max_records: config.source.max_records,
         idle_interval: config.source.idle_interval.get(),
+        idle_after: config.source.idle_after.get(),
         poll_interval: config.source.poll_interval.get(),
         max_backoff: config.source.max_backoff.get(),
     };
