@@ -5,6 +5,7 @@ use serde::Deserialize;
 use shardline_plugin_sdk::{ByteSize, ConfigProblem, HumanDuration};
 
 use crate::encode::{Compression, Encoding};
+use crate::parquet::{ParquetConfig, Schema};
 use crate::template::{KeyTemplate, TimeZoneSpec};
 
 /// The default object key template (the extension is appended, see
@@ -29,8 +30,8 @@ pub struct Config {
     #[serde(default = "default_key")]
     pub key: String,
     /// Appended to every key; `None` (the default) appends the encoding's
-    /// and compression's extension (`.ndjson.gz`, `.csv.zst`, `.raw`);
-    /// `""` appends nothing.
+    /// and compression's extension (`.ndjson.gz`, `.csv.zst`, `.raw`,
+    /// `.parquet`); `""` appends nothing.
     #[serde(default)]
     pub extension: Option<String>,
     /// Region. Default: the environment or profile, then `us-east-1`.
@@ -51,24 +52,32 @@ pub struct Config {
     /// one; for S3-compatible stores that mishandle checksum trailers).
     #[serde(default)]
     pub checksum_calculation: ChecksumCalculation,
-    /// Record encoding: `ndjson` (default), `csv` or `raw`.
+    /// Record encoding: `ndjson` (default), `csv`, `raw` or `parquet`.
     #[serde(default)]
     pub encoding: Encoding,
+    /// `[sink.parquet]`: the columns of `encoding = "parquet"` (`schema`,
+    /// `required`). Required with Parquet, refused otherwise. Default: none.
+    #[serde(default)]
+    pub parquet: Option<ParquetConfig>,
     /// CSV columns: dotted paths into each JSON object (`user.id`).
     /// Required with `encoding = "csv"`.
     #[serde(default)]
     pub csv_fields: Vec<String>,
     /// Write the column names as the first line of each CSV object.
-    /// Default `true`.
-    #[serde(default = "yes")]
-    pub csv_header: bool,
-    /// Written after every record with `encoding = "raw"`. Default `"\n"`.
-    #[serde(default = "default_raw_delimiter")]
-    pub raw_delimiter: String,
-    /// `none`, `gzip` (default) or `zstd`.
+    /// Default `true` (CSV only).
     #[serde(default)]
-    pub compression: Compression,
-    /// Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).
+    pub csv_header: Option<bool>,
+    /// Written after every record with `encoding = "raw"`. Default `"\n"`
+    /// (raw only).
+    #[serde(default)]
+    pub raw_delimiter: Option<String>,
+    /// `none`, `gzip` (the default, except with Parquet) or `zstd`; with
+    /// `encoding = "parquet"` the column codec: `snappy` (the default
+    /// there), `zstd`, `gzip` or `none`. Use [`Config::compression`].
+    #[serde(default, rename = "compression")]
+    pub compression_setting: Option<Compression>,
+    /// Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3);
+    /// none for snappy.
     #[serde(default)]
     pub compression_level: Option<i32>,
     /// Time zone of the key's time parts: `UTC` (default), a fixed offset
@@ -99,9 +108,10 @@ pub struct Config {
     /// Time limit of one request attempt. Default `"60s"`.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
-    /// Set `Content-Encoding: gzip|zstd` on compressed objects. Default `true`.
-    #[serde(default = "yes")]
-    pub content_encoding: bool,
+    /// Set `Content-Encoding: gzip|zstd` on compressed objects. Default
+    /// `true`; not for Parquet (its compression is inside the file).
+    #[serde(default)]
+    pub content_encoding: Option<bool>,
 }
 
 /// When the SDK computes request checksums.
@@ -115,14 +125,8 @@ pub enum ChecksumCalculation {
     WhenRequired,
 }
 
-fn yes() -> bool {
-    true
-}
 fn default_key() -> String {
     DEFAULT_KEY.to_owned()
-}
-fn default_raw_delimiter() -> String {
-    "\n".to_owned()
 }
 fn default_time_zone() -> String {
     "UTC".to_owned()
@@ -155,11 +159,91 @@ impl Config {
         KeyTemplate::parse(&self.key)
     }
 
-    /// The extension appended to keys.
+    /// The extension appended to keys (Parquet files carry their codec
+    /// inside: `.parquet` whatever the compression).
     pub fn extension(&self) -> String {
         match &self.extension {
             Some(extension) => extension.clone(),
-            None => format!("{}{}", self.encoding.extension(), self.compression.extension()),
+            None if self.encoding == Encoding::Parquet => self.encoding.extension().to_owned(),
+            None => format!("{}{}", self.encoding.extension(), self.compression().extension()),
+        }
+    }
+
+    /// The compression: as configured, else the encoding's default
+    /// (`snappy` for Parquet, `gzip` otherwise).
+    pub fn compression(&self) -> Compression {
+        self.compression_setting.unwrap_or_else(|| self.encoding.default_compression())
+    }
+
+    /// Write a CSV header line (default true).
+    pub fn csv_header(&self) -> bool {
+        self.csv_header.unwrap_or(true)
+    }
+
+    /// The raw delimiter (default `"\n"`).
+    pub fn raw_delimiter(&self) -> &str {
+        self.raw_delimiter.as_deref().unwrap_or("\n")
+    }
+
+    /// The `Content-Encoding` of objects: the compression's, unless
+    /// `content_encoding = false` or Parquet.
+    pub fn content_encoding(&self) -> Option<&'static str> {
+        match self.encoding {
+            Encoding::Parquet => None,
+            _ if self.content_encoding == Some(false) => None,
+            _ => self.compression().content_encoding(),
+        }
+    }
+
+    /// The checked Parquet schema, with `encoding = "parquet"`.
+    ///
+    /// # Errors
+    /// The problems `validate` reports about `[sink.parquet]`, as
+    /// `(key, message)`.
+    pub fn parquet_schema(&self) -> Result<Schema, Vec<(String, String)>> {
+        match &self.parquet {
+            Some(parquet) => Schema::from_config(parquet),
+            None => Err(vec![("encoding".to_owned(), NO_PARQUET_TABLE.to_owned())]),
+        }
+    }
+
+    fn encoding_problems(&self, problem: &mut impl FnMut(&str, String)) {
+        let encoding = self.encoding;
+        let compression = self.compression();
+        if encoding == Encoding::Parquet {
+            if self.parquet.is_some() {
+                if let Err(list) = self.parquet_schema() {
+                    for (key, message) in list {
+                        problem(&key, message);
+                    }
+                }
+            } else {
+                problem("encoding", NO_PARQUET_TABLE.to_owned());
+            }
+            let only = |key: &str, what: &str| (key.to_owned(), format!("is for {what}, not encoding = \"parquet\""));
+            let mut misplaced = Vec::new();
+            if !self.csv_fields.is_empty() {
+                misplaced.push(only("csv_fields", "encoding = \"csv\""));
+            }
+            if self.csv_header.is_some() {
+                misplaced.push(only("csv_header", "encoding = \"csv\""));
+            }
+            if self.raw_delimiter.is_some() {
+                misplaced.push(only("raw_delimiter", "encoding = \"raw\""));
+            }
+            if self.content_encoding.is_some() {
+                misplaced.push(("content_encoding".to_owned(), "has no meaning with encoding = \"parquet\": the codec is inside the file, objects have no Content-Encoding".to_owned()));
+            }
+            for (key, message) in misplaced {
+                problem(&key, message);
+            }
+        } else {
+            if self.parquet.is_some() {
+                problem("parquet", format!("[sink.parquet] is only used with encoding = \"parquet\", not {:?}", encoding_name(encoding)));
+            }
+            if compression == Compression::Snappy {
+                problem("compression", "\"snappy\" is a Parquet column codec (encoding = \"parquet\"); objects are compressed with \"none\", \"gzip\" or \"zstd\"".to_owned());
+            }
         }
     }
 
@@ -179,6 +263,7 @@ impl Config {
         if self.extension().contains(['{', '}']) {
             problem("extension", "must not contain `{` or `}`".to_owned());
         }
+        self.encoding_problems(&mut problem);
         if self.encoding == Encoding::Csv && self.csv_fields.is_empty() {
             problem("csv_fields", "must name at least one field with encoding = \"csv\"".to_owned());
         }
@@ -186,7 +271,7 @@ impl Config {
             problem("csv_fields", "field paths must be non-empty dotted names such as `user.id`".to_owned());
         }
         if let Some(level) = self.compression_level {
-            if let Err(message) = self.compression.check_level(level) {
+            if let Err(message) = self.compression().check_level(level) {
                 problem("compression_level", message);
             }
         }
@@ -226,6 +311,18 @@ impl Config {
         } else {
             Err(problems)
         }
+    }
+}
+
+const NO_PARQUET_TABLE: &str =
+    "encoding = \"parquet\" needs a [sink.parquet] table with `schema`, e.g. schema = { user = \"string\", amount = \"double\" }";
+
+fn encoding_name(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Ndjson => "ndjson",
+        Encoding::Csv => "csv",
+        Encoding::Raw => "raw",
+        Encoding::Parquet => "parquet",
     }
 }
 
