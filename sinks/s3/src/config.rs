@@ -397,4 +397,44 @@ mod tests {
         let c = parse(r#"{"bucket": "b-1", "compression": "zstd", "compression_level": 19, "time_zone": "Europe/Paris"}"#);
         assert!(c.validate().is_ok(), "{:?}", c.validate());
     }
+
+    fn problems(config: &Config) -> Vec<(String, String)> {
+        config.validate().err().unwrap_or_default().into_iter().map(|p| (p.key.unwrap_or_default(), p.message)).collect()
+    }
+
+    #[test]
+    fn parquet_defaults_to_snappy_and_a_parquet_extension_without_content_encoding() {
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet", "parquet": {"schema": {"user": "string", "geo.country": "string"}, "required": ["user"]}}"#);
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
+        assert_eq!((c.compression(), c.extension(), c.content_encoding()), (Compression::Snappy, ".parquet".to_owned(), None));
+        let schema = c.parquet_schema().expect("schema");
+        assert_eq!(schema.columns.len(), 2);
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet", "compression": "zstd", "compression_level": 5, "parquet": {"schema": {"a": "int64"}}}"#);
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
+        assert_eq!((c.compression(), c.extension(), c.content_encoding()), (Compression::Zstd, ".parquet".to_owned(), None));
+        // The other encodings keep gzip as their default.
+        let c = parse(r#"{"bucket": "b-1", "encoding": "csv", "csv_fields": ["a"]}"#);
+        assert_eq!((c.compression(), c.extension(), c.content_encoding()), (Compression::Gzip, ".csv.gz".to_owned(), Some("gzip")));
+    }
+
+    #[test]
+    fn parquet_settings_and_the_others_do_not_mix() {
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet"}"#);
+        assert_eq!(problem_keys(&c), ["encoding"]);
+        let c = parse(
+            r#"{"bucket": "b-1", "encoding": "parquet", "parquet": {"schema": {"a": "int"}, "required": ["b"]},
+                "csv_fields": ["a"], "csv_header": true, "raw_delimiter": ",", "content_encoding": true, "compression": "snappy", "compression_level": 1}"#,
+        );
+        let found = problems(&c);
+        let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["parquet.schema.a", "parquet.required[0]", "csv_fields", "csv_header", "raw_delimiter", "content_encoding", "compression_level"]);
+        assert!(found[0].1.contains("unknown column type `int`"), "{found:?}");
+        let c = parse(r#"{"bucket": "b-1", "encoding": "ndjson", "compression": "snappy", "parquet": {"schema": {"a": "string"}}}"#);
+        let found = problems(&c);
+        assert_eq!(found.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["parquet", "compression"]);
+        assert!(found[1].1.contains("Parquet column codec"), "{found:?}");
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet", "parquet": {"schema": {}}}"#);
+        assert_eq!(problem_keys(&c), ["parquet.schema"]);
+        assert!(serde_json::from_str::<Config>(r#"{"bucket": "b-1", "parquet": {"schema": {}, "colums": []}}"#).is_err(), "unknown keys in [sink.parquet]");
+    }
 }
