@@ -23,9 +23,9 @@ fn good(i: usize) -> Value {
     let mut record = json!({
         "id": format!("pq-{i:03}"),
         "user": format!("user-{}", i % 7),
-        "amount": if i % 2 == 0 { json!(i as f64 + 0.25) } else { json!(i) },
-        "ts": if i % 3 == 0 { json!(format!("2026-12-07T10:00:{:02}.5+01:00", i % 60)) } else { json!(1_765_101_600_000i64 + i as i64) },
-        "tags": if i % 4 == 0 { json!({"k": i, "list": [1, "two"]}) } else { json!(["t", i]) },
+        "amount": if i.is_multiple_of(2) { json!(i as f64 + 0.25) } else { json!(i) },
+        "ts": if i.is_multiple_of(3) { json!(format!("2026-12-07T10:00:{:02}.5+01:00", i % 60)) } else { json!(1_765_101_600_000i64 + i as i64) },
+        "tags": if i.is_multiple_of(4) { json!({"k": i, "list": [1, "two"]}) } else { json!(["t", i]) },
         "ok": i % 2 == 1,
         "n": i as i64 * 1_000_000_007 - 50_000_000_000,
         "geo": { "country": COUNTRIES[i % COUNTRIES.len()], "city": "ignored" },
@@ -47,7 +47,7 @@ fn good(i: usize) -> Value {
 
 /// The expected epoch milliseconds of a record's `ts`.
 fn ts_millis(i: usize) -> i64 {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         // 10:00:SS.5+01:00 is 09:00:SS.500Z on 2026-12-07.
         1_796_634_000_000 + (i % 60) as i64 * 1000 + 500
     } else {
@@ -58,7 +58,11 @@ fn ts_millis(i: usize) -> i64 {
 /// Records that do not fit, each with the field and the words its
 /// dead-letter reason must hold.
 fn misfits() -> Vec<(TestRecord, &'static str, &'static str)> {
-    let record = |data: Vec<u8>| TestRecord { partition_key: "pk-misfit".into(), explicit_hash_key: None, data };
+    let record = |data: Vec<u8>| TestRecord {
+        partition_key: "pk-misfit".into(),
+        explicit_hash_key: None,
+        data,
+    };
     let object = |mut value: Value, field: &str, bad: Value| {
         value["id"] = json!(format!("misfit-{field}"));
         value[field] = bad;
@@ -67,30 +71,77 @@ fn misfits() -> Vec<(TestRecord, &'static str, &'static str)> {
     let mut no_user = good(1);
     no_user.as_object_mut().map(|o| o.remove("user"));
     vec![
-        (object(good(1), "n", json!("5")), "`n` (int64)", "expected an integer, found a string \"5\""),
-        (object(good(2), "n", json!(1.5)), "`n` (int64)", "expected an integer, found a number 1.5"),
-        (object(good(3), "ts", json!("yesterday")), "`ts` (timestamp_ms)", "is not an RFC 3339 time"),
-        (object(good(4), "ok", json!("yes")), "`ok` (bool)", "expected true or false"),
-        (object(good(5), "amount", json!("12.5")), "`amount` (double)", "expected a number"),
-        (record(serde_json::to_vec(&no_user).expect("json")), "`user` (string)", "required field is missing"),
-        (object(good(6), "user", Value::Null), "`user` (string)", "required field is null"),
-        (record(b"{\"id\": \"pq-broken\", oops".to_vec()), "not valid JSON", "encoding = \"parquet\" needs JSON objects"),
-        (record(b"[1, 2, 3]".to_vec()), "not a JSON object", "it is an array"),
+        (
+            object(good(1), "n", json!("5")),
+            "`n` (int64)",
+            "expected an integer, found a string \"5\"",
+        ),
+        (
+            object(good(2), "n", json!(1.5)),
+            "`n` (int64)",
+            "expected an integer, found a number 1.5",
+        ),
+        (
+            object(good(3), "ts", json!("yesterday")),
+            "`ts` (timestamp_ms)",
+            "is not an RFC 3339 time",
+        ),
+        (
+            object(good(4), "ok", json!("yes")),
+            "`ok` (bool)",
+            "expected true or false",
+        ),
+        (
+            object(good(5), "amount", json!("12.5")),
+            "`amount` (double)",
+            "expected a number",
+        ),
+        (
+            record(serde_json::to_vec(&no_user).expect("json")),
+            "`user` (string)",
+            "required field is missing",
+        ),
+        (
+            object(good(6), "user", Value::Null),
+            "`user` (string)",
+            "required field is null",
+        ),
+        (
+            record(b"{\"id\": \"pq-broken\", oops".to_vec()),
+            "not valid JSON",
+            "encoding = \"parquet\" needs JSON objects",
+        ),
+        (
+            record(b"[1, 2, 3]".to_vec()),
+            "not a JSON object",
+            "it is an array",
+        ),
     ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_lettered() {
-    let Some(emulators) = Emulators::from_env() else { return };
-    let Some(endpoint) = s3::endpoint_from_env() else { return };
-    let Some(plugins) = s3::plugin_dir() else { return };
+    let Some(emulators) = Emulators::from_env() else {
+        return;
+    };
+    let Some(endpoint) = s3::endpoint_from_env() else {
+        return;
+    };
+    let Some(plugins) = s3::plugin_dir() else {
+        return;
+    };
     let Some(bin) = shardline_bin() else { return };
-    let Some(python) = s3::parquet_python() else { return };
+    let Some(python) = s3::parquet_python() else {
+        return;
+    };
     // Workers inherit the environment: the plugin directory reaches `shardline run`.
     std::env::set_var("SHARDLINE_PLUGIN_DIR", plugins);
     let dir = TestDir::new("s3-parquet");
     let kinesis = Kinesis::new(&emulators.kinesis_endpoint);
-    let stream = kinesis.create_stream("e2e-s3-parquet", 2).await.expect("create stream");
+    let stream = kinesis
+        .create_stream("e2e-s3-parquet", 2)
+        .await
+        .expect("create stream");
     let s3 = S3::new(&endpoint);
     let bucket = s3.create_bucket("s3-parquet").await.expect("create bucket");
     let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
@@ -110,21 +161,46 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
     let worker = Worker::start(&bin, &pipeline, "s3-parquet", dir.path());
 
     let misfits = misfits();
-    let mut records: Vec<TestRecord> = (0..GOOD).map(|i| TestRecord::json(format!("pk-{i}"), &good(i))).collect();
+    let mut records: Vec<TestRecord> = (0..GOOD)
+        .map(|i| TestRecord::json(format!("pk-{i}"), &good(i)))
+        .collect();
     for (n, (misfit, _, _)) in misfits.iter().enumerate() {
         records.insert(n * 10 + 3, misfit.clone());
     }
-    kinesis.put_records(&stream, &records).await.expect("put records");
+    kinesis
+        .put_records(&stream, &records)
+        .await
+        .expect("put records");
 
-    let rows = |objects: &[s3::StoredObject]| objects.iter().map(|o| s3::parquet_rows(&o.body).unwrap_or(0)).sum::<i64>();
-    let objects = s3::wait_for_objects(&s3, &bucket, "", &[&worker], DELIVERY_TIMEOUT, |o| rows(o) >= GOOD as i64).await;
-    wait_until(Duration::from_secs(60), "the misfits' dead letters", || async {
-        worker.ensure_running()?;
-        Ok(read_ndjson_dir(&spec.dead_letter_dir).len() >= misfits.len())
+    let rows = |objects: &[s3::StoredObject]| {
+        objects
+            .iter()
+            .map(|o| s3::parquet_rows(&o.body).unwrap_or(0))
+            .sum::<i64>()
+    };
+    let objects = s3::wait_for_objects(&s3, &bucket, "", &[&worker], DELIVERY_TIMEOUT, |o| {
+        rows(o) >= GOOD as i64
     })
+    .await;
+    wait_until(
+        Duration::from_secs(60),
+        "the misfits' dead letters",
+        || async {
+            worker.ensure_running()?;
+            Ok(read_ndjson_dir(&spec.dead_letter_dir).len() >= misfits.len())
+        },
+    )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}; dead letters: {:?}", read_ndjson_dir(&spec.dead_letter_dir)));
-    worker.sigterm_and_wait(Duration::from_secs(30)).map(|s| assert_eq!(s.code(), Some(0), "exit status")).expect("shutdown");
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}; dead letters: {:?}",
+            read_ndjson_dir(&spec.dead_letter_dir)
+        )
+    });
+    worker
+        .sigterm_and_wait(Duration::from_secs(30))
+        .map(|s| assert_eq!(s.code(), Some(0), "exit status"))
+        .expect("shutdown");
 
     // Every object is a Parquet file of one partition, named and typed as such.
     assert_eq!(rows(&objects), GOOD as i64, "every fitting record once");
@@ -132,9 +208,23 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
     std::fs::create_dir_all(&files).expect("objects dir");
     let mut paths = Vec::new();
     for (n, object) in objects.iter().enumerate() {
-        assert!(object.key.starts_with(&format!("{stream}/country=")) && object.key.ends_with(".parquet"), "{}", object.key);
-        assert_eq!(object.content_type.as_deref(), Some("application/vnd.apache.parquet"), "{}", object.key);
-        assert_eq!(object.content_encoding, None, "{}: the codec is inside the file", object.key);
+        assert!(
+            object.key.starts_with(&format!("{stream}/country="))
+                && object.key.ends_with(".parquet"),
+            "{}",
+            object.key
+        );
+        assert_eq!(
+            object.content_type.as_deref(),
+            Some("application/vnd.apache.parquet"),
+            "{}",
+            object.key
+        );
+        assert_eq!(
+            object.content_encoding, None,
+            "{}: the codec is inside the file",
+            object.key
+        );
         let path = files.join(format!("{n:03}.parquet"));
         std::fs::write(&path, &object.raw).expect("write object");
         paths.push((object.key.clone(), path));
@@ -142,15 +232,25 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
 
     // pyarrow reads every file (and DuckDB the first).
     let output = Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/read_parquet.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/read_parquet.py"
+        ))
         .arg(&paths[0].1)
         .args(paths.iter().map(|(_, p)| p))
         .stdin(Stdio::null())
         .output()
         .expect("run read_parquet.py");
-    assert!(output.status.success(), "read_parquet.py failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "read_parquet.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let read: Value = serde_json::from_slice(&output.stdout).expect("read_parquet.py prints JSON");
-    eprintln!("read back with pyarrow {} and duckdb {}", read["pyarrow"], read["duckdb"]);
+    eprintln!(
+        "read back with pyarrow {} and duckdb {}",
+        read["pyarrow"], read["duckdb"]
+    );
 
     let expected_schema = json!([
         ["amount", "double", true],
@@ -158,7 +258,11 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
         ["id", "string", false],
         ["n", "int64", true],
         ["ok", "bool", true],
-        ["tags", read["files"][paths[0].1.to_string_lossy().as_ref()]["schema"][5][1].clone(), true],
+        [
+            "tags",
+            read["files"][paths[0].1.to_string_lossy().as_ref()]["schema"][5][1].clone(),
+            true
+        ],
         ["ts", "timestamp[ms, tz=UTC]", true],
         ["user", "string", false],
     ]);
@@ -167,32 +271,62 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
         let file = &read["files"][path.to_string_lossy().as_ref()];
         assert_eq!(file["schema"], expected_schema, "{key}: Arrow schema");
         let tags_type = expected_schema[5][1].as_str().unwrap_or_default();
-        assert!(tags_type == "string" || tags_type.contains("json"), "`json` columns read as text or Arrow's JSON type: {tags_type}");
-        let country = key.split('/').nth(1).and_then(|p| p.strip_prefix("country=")).expect("partition in the key");
+        assert!(
+            tags_type == "string" || tags_type.contains("json"),
+            "`json` columns read as text or Arrow's JSON type: {tags_type}"
+        );
+        let country = key
+            .split('/')
+            .nth(1)
+            .and_then(|p| p.strip_prefix("country="))
+            .expect("partition in the key");
         for row in file["rows"].as_array().expect("rows") {
-            assert_eq!(row["geo.country"], country, "{key}: the row is in its partition's object: {row}");
+            assert_eq!(
+                row["geo.country"], country,
+                "{key}: the row is in its partition's object: {row}"
+            );
             let id = row["id"].as_str().expect("id").to_owned();
-            assert!(seen.insert(id.clone(), row.clone()).is_none(), "{id} delivered twice");
+            assert!(
+                seen.insert(id.clone(), row.clone()).is_none(),
+                "{id} delivered twice"
+            );
         }
     }
     assert_eq!(seen.len(), GOOD);
     for i in 0..GOOD {
         let input = good(i);
         let row = &seen[&format!("pq-{i:03}")];
-        let amount = input.get("amount").and_then(Value::as_f64).map_or(Value::Null, |f| json!(f));
-        let tags = row["tags"].as_str().map(|t| serde_json::from_str::<Value>(t).expect("tags hold JSON text"));
+        let amount = input
+            .get("amount")
+            .and_then(Value::as_f64)
+            .map_or(Value::Null, |f| json!(f));
+        let tags = row["tags"]
+            .as_str()
+            .map(|t| serde_json::from_str::<Value>(t).expect("tags hold JSON text"));
         assert_eq!(tags, input.get("tags").cloned(), "pq-{i:03}: tags");
         let expected = json!({
             "id": input["id"], "user": input["user"], "amount": amount, "ts": ts_millis(i), "tags": row["tags"],
             "ok": input["ok"], "n": input["n"], "geo.country": input["geo"]["country"],
         });
-        assert_eq!(row, &expected, "pq-{i:03}: pyarrow's row matches the record put");
+        assert_eq!(
+            row, &expected,
+            "pq-{i:03}: pyarrow's row matches the record put"
+        );
     }
 
     // DuckDB reads the same rows as pyarrow, with SQL types.
     let duck = &read["duckdb_file"];
-    let types: BTreeMap<&str, &str> =
-        duck["types"].as_array().expect("types").iter().map(|t| (t[0].as_str().unwrap_or_default(), t[1].as_str().unwrap_or_default())).collect();
+    let types: BTreeMap<&str, &str> = duck["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .map(|t| {
+            (
+                t[0].as_str().unwrap_or_default(),
+                t[1].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
     assert_eq!(
         types,
         BTreeMap::from([
@@ -201,7 +335,14 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
             ("id", "VARCHAR"),
             ("n", "BIGINT"),
             ("ok", "BOOLEAN"),
-            ("tags", types.get("tags").copied().filter(|t| *t == "JSON" || *t == "VARCHAR").unwrap_or("JSON or VARCHAR")),
+            (
+                "tags",
+                types
+                    .get("tags")
+                    .copied()
+                    .filter(|t| *t == "JSON" || *t == "VARCHAR")
+                    .unwrap_or("JSON or VARCHAR")
+            ),
             ("ts", "TIMESTAMP WITH TIME ZONE"),
             ("user", "VARCHAR"),
         ])
@@ -209,7 +350,10 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
     let duck_rows = duck["rows"].as_array().expect("duckdb rows");
     let first_file = &read["files"][paths[0].1.to_string_lossy().as_ref()]["rows"];
     assert_eq!(duck_rows.len(), first_file.as_array().map_or(0, Vec::len));
-    for (duck_row, arrow_row) in duck_rows.iter().zip(first_file.as_array().into_iter().flatten()) {
+    for (duck_row, arrow_row) in duck_rows
+        .iter()
+        .zip(first_file.as_array().into_iter().flatten())
+    {
         assert_eq!(duck_row, arrow_row, "DuckDB and pyarrow agree");
     }
 
@@ -217,9 +361,20 @@ async fn parquet_objects_read_back_with_pyarrow_and_duckdb_and_misfits_are_dead_
     let dead = OutputRecord::read_dir(&spec.dead_letter_dir);
     assert_eq!(dead.len(), misfits.len(), "{dead:?}");
     for (misfit, field, why) in &misfits {
-        let letter = dead.iter().find(|d| d.payload == misfit.data).unwrap_or_else(|| panic!("no dead letter for {}", String::from_utf8_lossy(&misfit.data)));
+        let letter = dead
+            .iter()
+            .find(|d| d.payload == misfit.data)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no dead letter for {}",
+                    String::from_utf8_lossy(&misfit.data)
+                )
+            });
         assert_eq!(letter.stage.as_deref(), Some("sink"));
         let reason = letter.reason.as_deref().unwrap_or_default();
-        assert!(reason.contains(field) && reason.contains(why), "dead-letter reason {reason:?} should name {field} and say {why:?}");
+        assert!(
+            reason.contains(field) && reason.contains(why),
+            "dead-letter reason {reason:?} should name {field} and say {why:?}"
+        );
     }
 }

@@ -253,7 +253,7 @@ fn parquet_schema_mistakes_point_at_their_lines() {
         ("required", sink("parquet", "", &schema.replace("[\"user\"]", "[\"user\", \"nope\"]")), "required = ", "`nope` is not a column"),
         ("empty", sink("parquet", "", "schema = {}\n"), "schema = {}", "at least one column"),
         ("not-parquet", sink("ndjson", "", schema), "[sink.parquet]", "only used with encoding = \"parquet\""),
-        ("snappy", format!("type = \"s3\"\nbucket = \"my-bucket\"\ncompression = \"snappy\"\n"), "compression = ", "Parquet column codec"),
+        ("snappy", "type = \"s3\"\nbucket = \"my-bucket\"\ncompression = \"snappy\"\n".to_owned(), "compression = ", "Parquet column codec"),
         ("csv-setting", sink("parquet", "csv_header = false", schema), "csv_header = ", "not encoding = \"parquet\""),
     ];
     for (name, sink, marker, message) in cases {

@@ -40,7 +40,9 @@ pub enum Cell {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Misfit {
     /// The record is not a JSON object.
-    #[error("record is not a JSON object (encoding = \"parquet\" needs JSON objects), it is {found}")]
+    #[error(
+        "record is not a JSON object (encoding = \"parquet\" needs JSON objects), it is {found}"
+    )]
     NotAnObject {
         /// What it is (`an array`, `a string`...).
         found: &'static str,
@@ -64,13 +66,23 @@ pub enum Misfit {
 /// null, a value of the wrong type.
 pub fn convert(schema: &Schema, record: &Value) -> Result<Vec<Cell>, Misfit> {
     if !record.is_object() {
-        return Err(Misfit::NotAnObject { found: kind(record) });
+        return Err(Misfit::NotAnObject {
+            found: kind(record),
+        });
     }
-    schema.columns.iter().map(|column| cell(column, lookup(record, &column.path))).collect()
+    schema
+        .columns
+        .iter()
+        .map(|column| cell(column, lookup(record, &column.path)))
+        .collect()
 }
 
 fn cell(column: &Column, value: Option<&Value>) -> Result<Cell, Misfit> {
-    let misfit = |reason: String| Misfit::Field { field: column.name.clone(), ty: column.ty.name(), reason };
+    let misfit = |reason: String| Misfit::Field {
+        field: column.name.clone(),
+        ty: column.ty.name(),
+        reason,
+    };
     let value = match value {
         None | Some(Value::Null) if column.required => {
             let what = if value.is_none() { "missing" } else { "null" };
@@ -94,10 +106,12 @@ fn cell(column: &Column, value: Option<&Value>) -> Result<Cell, Misfit> {
             Some(f) if value.is_number() => Cell::Double(f),
             _ => return Err(wrong("a number")),
         },
-        ColumnType::Int64 => Cell::Int64(integer(value).map_err(|expected| wrong(expected))?),
+        ColumnType::Int64 => Cell::Int64(integer(value).map_err(&wrong)?),
         ColumnType::TimestampMs => match value {
             Value::String(text) => Cell::Int64(rfc3339_millis(text).map_err(&misfit)?),
-            _ => Cell::Int64(integer(value).map_err(|_| wrong("milliseconds since the epoch (an integer) or an RFC 3339 string"))?),
+            _ => Cell::Int64(integer(value).map_err(|_| {
+                wrong("milliseconds since the epoch (an integer) or an RFC 3339 string")
+            })?),
         },
     })
 }
@@ -114,8 +128,14 @@ fn integer(value: &Value) -> Result<i64, &'static str> {
 /// Milliseconds since the epoch of an RFC 3339 time (sub-millisecond
 /// digits are truncated towards the past).
 fn rfc3339_millis(text: &str) -> Result<i64, String> {
-    let time = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("`{}` is not an RFC 3339 time such as 2026-12-07T23:41:00Z: {e}", excerpt(text)))?;
-    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).map_err(|_| format!("`{}` is out of range", excerpt(text)))
+    let time = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+        format!(
+            "`{}` is not an RFC 3339 time such as 2026-12-07T23:41:00Z: {e}",
+            excerpt(text)
+        )
+    })?;
+    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000))
+        .map_err(|_| format!("`{}` is out of range", excerpt(text)))
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -65,7 +65,11 @@ impl ColumnType {
             "bool" => ColumnType::Bool,
             "timestamp_ms" => ColumnType::TimestampMs,
             "json" => ColumnType::Json,
-            other => return Err(format!("unknown column type `{other}`; the types are {TYPE_NAMES}")),
+            other => {
+                return Err(format!(
+                    "unknown column type `{other}`; the types are {TYPE_NAMES}"
+                ))
+            }
         })
     }
 
@@ -111,7 +115,11 @@ pub fn schema_key(name: &str) -> String {
 /// `name` as one TOML key: bare when it is made of `A-Za-z0-9_-`, else a
 /// basic string.
 fn quote_key(name: &str) -> String {
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         name.to_owned()
     } else {
         serde_json::to_string(name).unwrap_or_else(|_| format!("\"{name}\""))
@@ -133,7 +141,10 @@ impl Schema {
         let mut columns = Vec::with_capacity(config.schema.len());
         for (name, type_name) in &config.schema {
             if name.is_empty() || name.split('.').any(str::is_empty) {
-                problems.push((schema_key(name), format!("`{name}` is not a field path: use dotted names such as `geo.country`")));
+                problems.push((
+                    schema_key(name),
+                    format!("`{name}` is not a field path: use dotted names such as `geo.country`"),
+                ));
                 continue;
             }
             match ColumnType::parse(type_name) {
@@ -148,7 +159,10 @@ impl Schema {
         }
         for (i, name) in config.required.iter().enumerate() {
             if !config.schema.contains_key(name) {
-                problems.push((format!("parquet.required[{i}]"), format!("`{name}` is not a column of `schema`")));
+                problems.push((
+                    format!("parquet.required[{i}]"),
+                    format!("`{name}` is not a column of `schema`"),
+                ));
             }
         }
         if problems.is_empty() {
@@ -172,12 +186,26 @@ impl Schema {
                 ColumnType::Int64 => (PhysicalType::INT64, None),
                 ColumnType::Double => (PhysicalType::DOUBLE, None),
                 ColumnType::Bool => (PhysicalType::BOOLEAN, None),
-                ColumnType::TimestampMs => (PhysicalType::INT64, Some(LogicalType::timestamp(true, TimeUnit::MILLIS))),
+                ColumnType::TimestampMs => (
+                    PhysicalType::INT64,
+                    Some(LogicalType::timestamp(true, TimeUnit::MILLIS)),
+                ),
             };
-            let repetition = if column.required { Repetition::REQUIRED } else { Repetition::OPTIONAL };
-            let field = Type::primitive_type_builder(&column.name, physical).with_repetition(repetition).with_logical_type(logical).build()?;
+            let repetition = if column.required {
+                Repetition::REQUIRED
+            } else {
+                Repetition::OPTIONAL
+            };
+            let field = Type::primitive_type_builder(&column.name, physical)
+                .with_repetition(repetition)
+                .with_logical_type(logical)
+                .build()?;
             fields.push(Arc::new(field));
         }
-        Ok(Arc::new(Type::group_type_builder("schema").with_fields(fields).build()?))
+        Ok(Arc::new(
+            Type::group_type_builder("schema")
+                .with_fields(fields)
+                .build()?,
+        ))
     }
 }

@@ -35,19 +35,34 @@ impl FileWriter {
     ///
     /// # Errors
     /// A level the codec refuses.
-    pub fn new(schema: Arc<Schema>, compression: Compression, level: Option<i32>) -> Result<FileWriter, ParquetError> {
+    pub fn new(
+        schema: Arc<Schema>,
+        compression: Compression,
+        level: Option<i32>,
+    ) -> Result<FileWriter, ParquetError> {
         let level = level.unwrap_or_else(|| compression.default_level());
         let codec = match compression {
             Compression::None => Codec::UNCOMPRESSED,
             Compression::Snappy => Codec::SNAPPY,
-            Compression::Gzip => Codec::GZIP(GzipLevel::try_new(u32::try_from(level).map_err(|_| ParquetError::General(format!("gzip level {level}")))?)?),
+            Compression::Gzip => {
+                Codec::GZIP(GzipLevel::try_new(u32::try_from(level).map_err(|_| {
+                    ParquetError::General(format!("gzip level {level}"))
+                })?)?)
+            }
             Compression::Zstd => Codec::ZSTD(ZstdLevel::try_new(level)?),
         };
         let properties = WriterProperties::builder()
             .set_compression(codec)
-            .set_created_by(format!("shardline-sink-s3 {} (parquet-rs)", env!("CARGO_PKG_VERSION")))
+            .set_created_by(format!(
+                "shardline-sink-s3 {} (parquet-rs)",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build();
-        Ok(FileWriter { message_type: schema.message_type()?, schema, properties: Arc::new(properties) })
+        Ok(FileWriter {
+            message_type: schema.message_type()?,
+            schema,
+            properties: Arc::new(properties),
+        })
     }
 
     /// The schema.
@@ -63,30 +78,45 @@ impl FileWriter {
     /// not match the schema (a bug: rows come from `convert`).
     pub fn file(&self, rows: &[Vec<Cell>]) -> Result<Bytes, ParquetError> {
         let estimate = rows.len() * self.schema.columns.len() * 8 + 1024;
-        let mut writer = SerializedFileWriter::new(Vec::with_capacity(estimate), self.message_type.clone(), self.properties.clone())?;
+        let mut writer = SerializedFileWriter::new(
+            Vec::with_capacity(estimate),
+            self.message_type.clone(),
+            self.properties.clone(),
+        )?;
         let mut group = writer.next_row_group()?;
         for (index, column) in self.schema.columns.iter().enumerate() {
             let Some(mut out) = group.next_column()? else {
-                return Err(ParquetError::General(format!("the Parquet writer has no column `{}`", column.name)));
+                return Err(ParquetError::General(format!(
+                    "the Parquet writer has no column `{}`",
+                    column.name
+                )));
             };
             let cells = rows.iter().map(|row| row.get(index).unwrap_or(&Cell::Null));
             let written = match column.ty {
-                ColumnType::String | ColumnType::Json => write_column::<ByteArrayType>(&mut out, column, cells, |cell| match cell {
-                    Cell::Text(text) => Some(ByteArray::from(text.as_bytes().to_vec())),
-                    _ => None,
-                }),
-                ColumnType::Int64 | ColumnType::TimestampMs => write_column::<Int64Type>(&mut out, column, cells, |cell| match cell {
-                    Cell::Int64(n) => Some(*n),
-                    _ => None,
-                }),
-                ColumnType::Double => write_column::<DoubleType>(&mut out, column, cells, |cell| match cell {
-                    Cell::Double(f) => Some(*f),
-                    _ => None,
-                }),
-                ColumnType::Bool => write_column::<BoolType>(&mut out, column, cells, |cell| match cell {
-                    Cell::Bool(b) => Some(*b),
-                    _ => None,
-                }),
+                ColumnType::String | ColumnType::Json => {
+                    write_column::<ByteArrayType>(&mut out, column, cells, |cell| match cell {
+                        Cell::Text(text) => Some(ByteArray::from(text.as_bytes().to_vec())),
+                        _ => None,
+                    })
+                }
+                ColumnType::Int64 | ColumnType::TimestampMs => {
+                    write_column::<Int64Type>(&mut out, column, cells, |cell| match cell {
+                        Cell::Int64(n) => Some(*n),
+                        _ => None,
+                    })
+                }
+                ColumnType::Double => {
+                    write_column::<DoubleType>(&mut out, column, cells, |cell| match cell {
+                        Cell::Double(f) => Some(*f),
+                        _ => None,
+                    })
+                }
+                ColumnType::Bool => {
+                    write_column::<BoolType>(&mut out, column, cells, |cell| match cell {
+                        Cell::Bool(b) => Some(*b),
+                        _ => None,
+                    })
+                }
             };
             written?;
             out.close()?;
@@ -111,12 +141,24 @@ fn write_column<'c, T: DataType>(
         match (value(cell), cell) {
             (Some(v), _) => {
                 values.push(v);
-                levels.push(1);
+                if !column.required {
+                    levels.push(1);
+                }
             }
             (None, Cell::Null) if !column.required => levels.push(0),
-            (None, _) => return Err(ParquetError::General(format!("a row's cell {cell:?} does not fit column `{}` ({})", column.name, column.ty.name()))),
+            (None, _) => {
+                return Err(ParquetError::General(format!(
+                    "a row's cell {cell:?} does not fit column `{}` ({})",
+                    column.name,
+                    column.ty.name()
+                )))
+            }
         }
     }
-    out.typed::<T>().write_batch(&values, (!column.required).then_some(levels.as_slice()), None)?;
+    out.typed::<T>().write_batch(
+        &values,
+        (!column.required).then_some(levels.as_slice()),
+        None,
+    )?;
     Ok(())
 }

@@ -20,10 +20,18 @@ use crate::encode::{Compression, Encoder};
 
 fn schema() -> Arc<Schema> {
     let config = ParquetConfig {
-        schema: [("user", "string"), ("amount", "double"), ("ts", "timestamp_ms"), ("tags", "json"), ("ok", "bool"), ("n", "int64"), ("geo.country", "string")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect::<BTreeMap<_, _>>(),
+        schema: [
+            ("user", "string"),
+            ("amount", "double"),
+            ("ts", "timestamp_ms"),
+            ("tags", "json"),
+            ("ok", "bool"),
+            ("n", "int64"),
+            ("geo.country", "string"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<BTreeMap<_, _>>(),
         required: vec!["user".into()],
     };
     Arc::new(Schema::from_config(&config).expect("schema"))
@@ -43,7 +51,11 @@ fn rows(schema: &Schema) -> Vec<Vec<Cell>> {
 /// Every row of a file as (column name, field) pairs.
 fn read_back(file: Bytes) -> (SerializedFileReader<Bytes>, Vec<Vec<(String, Field)>>) {
     let reader = SerializedFileReader::new(file.clone()).expect("a Parquet file");
-    let rows = reader.get_row_iter(None).expect("rows").map(|row| row.expect("row").into_columns()).collect();
+    let rows = reader
+        .get_row_iter(None)
+        .expect("rows")
+        .map(|row| row.expect("row").into_columns())
+        .collect();
     (reader, rows)
 }
 
@@ -59,14 +71,49 @@ fn a_file_reads_back_with_its_schema_values_and_nulls() {
     let columns: Vec<(String, PhysicalType, Option<LogicalType>, Repetition)> = descr
         .columns()
         .iter()
-        .map(|c| (c.name().to_owned(), c.physical_type(), c.logical_type_ref().cloned(), c.self_type().get_basic_info().repetition()))
+        .map(|c| {
+            (
+                c.name().to_owned(),
+                c.physical_type(),
+                c.logical_type_ref().cloned(),
+                c.self_type().get_basic_info().repetition(),
+            )
+        })
         .collect();
-    assert_eq!(columns[0], ("amount".to_owned(), PhysicalType::DOUBLE, None, Repetition::OPTIONAL));
-    assert_eq!(columns[1], ("geo.country".to_owned(), PhysicalType::BYTE_ARRAY, Some(LogicalType::String), Repetition::OPTIONAL));
+    assert_eq!(
+        columns[0],
+        (
+            "amount".to_owned(),
+            PhysicalType::DOUBLE,
+            None,
+            Repetition::OPTIONAL
+        )
+    );
+    assert_eq!(
+        columns[1],
+        (
+            "geo.country".to_owned(),
+            PhysicalType::BYTE_ARRAY,
+            Some(LogicalType::String),
+            Repetition::OPTIONAL
+        )
+    );
     assert_eq!(columns[4].2, Some(LogicalType::Json));
     assert_eq!(columns[5].1, PhysicalType::INT64);
-    assert!(matches!(columns[5].2, Some(LogicalType::Timestamp(ref t)) if t.is_adjusted_to_u_t_c), "{:?}", columns[5]);
-    assert_eq!(columns[6], ("user".to_owned(), PhysicalType::BYTE_ARRAY, Some(LogicalType::String), Repetition::REQUIRED));
+    assert!(
+        matches!(columns[5].2, Some(LogicalType::Timestamp(ref t)) if t.is_adjusted_to_u_t_c),
+        "{:?}",
+        columns[5]
+    );
+    assert_eq!(
+        columns[6],
+        (
+            "user".to_owned(),
+            PhysicalType::BYTE_ARRAY,
+            Some(LogicalType::String),
+            Repetition::REQUIRED
+        )
+    );
     for column in metadata.row_group(0).columns() {
         assert_eq!(column.compression(), Codec::SNAPPY);
     }
@@ -99,7 +146,10 @@ fn a_file_reads_back_with_its_schema_values_and_nulls() {
             ("user", Field::Str("cy".into())),
         ],
     ];
-    let expected: Vec<Vec<(String, Field)>> = expected.into_iter().map(|row| row.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).collect();
+    let expected: Vec<Vec<(String, Field)>> = expected
+        .into_iter()
+        .map(|row| row.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        .collect();
     assert_eq!(got, expected);
 }
 
@@ -115,7 +165,11 @@ fn every_codec_writes_a_readable_file_and_output_is_deterministic() {
     ] {
         let writer = FileWriter::new(schema.clone(), compression, level).expect("writer");
         let file = writer.file(&rows).expect("file");
-        assert_eq!(file, writer.file(&rows).expect("again"), "{codec}: same rows, same bytes");
+        assert_eq!(
+            file,
+            writer.file(&rows).expect("again"),
+            "{codec}: same rows, same bytes"
+        );
         assert_eq!(&file[..4], b"PAR1", "{codec}");
         let (reader, got) = read_back(file);
         assert_eq!(got.len(), 3, "{codec}");
@@ -129,14 +183,22 @@ fn an_empty_file_and_a_cell_of_the_wrong_kind() {
     let schema = schema();
     let writer = FileWriter::new(schema.clone(), Compression::None, None).expect("writer");
     let (reader, got) = read_back(writer.file(&[]).expect("empty file"));
-    assert_eq!((reader.metadata().file_metadata().num_rows(), got.len()), (0, 0));
+    assert_eq!(
+        (reader.metadata().file_metadata().num_rows(), got.len()),
+        (0, 0)
+    );
     let mut bad = rows(&schema);
     bad[0][0] = Cell::Text("not a double".into());
-    let e = writer.file(&bad).expect_err("a text cell in a double column");
+    let e = writer
+        .file(&bad)
+        .expect_err("a text cell in a double column");
     assert!(e.to_string().contains("column `amount`"), "{e}");
     let mut null_user = rows(&schema);
     null_user[1][6] = Cell::Null;
-    assert!(writer.file(&null_user).is_err(), "null in a required column");
+    assert!(
+        writer.file(&null_user).is_err(),
+        "null in a required column"
+    );
 }
 
 fn record(i: u64, payload: &str) -> Record {
@@ -158,10 +220,13 @@ fn the_planner_writes_fitting_records_and_rejects_misfits_with_field_and_reason(
     use crate::batch::Planner;
     use crate::template::{KeyTemplate, TimeZoneSpec, Zone};
     let planner = Planner {
-        template: KeyTemplate::parse("{field.geo.country}/{shard_id}-{first_seq}-{first_subseq}").expect("template"),
+        template: KeyTemplate::parse("{field.geo.country}/{shard_id}-{first_seq}-{first_subseq}")
+            .expect("template"),
         zone: Zone::resolve(&TimeZoneSpec::Utc).expect("utc"),
         extension: ".parquet".into(),
-        encoder: Encoder::parquet(FileWriter::new(schema(), Compression::Zstd, None).expect("writer")),
+        encoder: Encoder::parquet(
+            FileWriter::new(schema(), Compression::Zstd, None).expect("writer"),
+        ),
         pipeline: "p".into(),
         max_partitions: 10,
         content_type: super::CONTENT_TYPE,
@@ -179,17 +244,42 @@ fn the_planner_writes_fitting_records_and_rejects_misfits_with_field_and_reason(
     let plan = planner.plan(&batch).expect("plan");
     let reasons: Vec<Option<&str>> = plan.rejected.iter().map(Option::as_deref).collect();
     assert_eq!(reasons[0], None);
-    assert_eq!(reasons[1], Some("field `n` (int64): expected an integer, found a string \"2\""));
-    assert_eq!(reasons[2], Some("field `user` (string): required field is missing"));
-    assert!(reasons[3].is_some_and(|r| r.starts_with("record is not valid JSON (encoding = \"parquet\" needs JSON objects)")), "{reasons:?}");
-    assert!(reasons[4].is_some_and(|r| r.contains("not a JSON object")), "{reasons:?}");
+    assert_eq!(
+        reasons[1],
+        Some("field `n` (int64): expected an integer, found a string \"2\"")
+    );
+    assert_eq!(
+        reasons[2],
+        Some("field `user` (string): required field is missing")
+    );
+    assert!(
+        reasons[3].is_some_and(|r| r
+            .starts_with("record is not valid JSON (encoding = \"parquet\" needs JSON objects)")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[4].is_some_and(|r| r.contains("not a JSON object")),
+        "{reasons:?}"
+    );
     assert_eq!(&reasons[5..], [None, None]);
     let keys: Vec<&str> = plan.objects.iter().map(|(o, _)| o.key.as_str()).collect();
-    assert_eq!(keys, ["fr/shardId-000000000001-100-0.parquet", "de/shardId-000000000001-105-0.parquet"]);
+    assert_eq!(
+        keys,
+        [
+            "fr/shardId-000000000001-100-0.parquet",
+            "de/shardId-000000000001-105-0.parquet"
+        ]
+    );
     assert_eq!(plan.objects[0].1, [0, 6]);
     let (_, fr) = read_back(plan.objects[0].0.body.clone());
     let users: Vec<&Field> = fr.iter().map(|row| &row[6].1).collect();
-    assert_eq!(users, [&Field::Str("ann".into()), &Field::Str("eve".into())]);
-    assert_eq!(plan.objects[0].0.content_type, "application/vnd.apache.parquet");
+    assert_eq!(
+        users,
+        [&Field::Str("ann".into()), &Field::Str("eve".into())]
+    );
+    assert_eq!(
+        plan.objects[0].0.content_type,
+        "application/vnd.apache.parquet"
+    );
     assert_eq!(plan.objects[0].0.content_encoding, None);
 }
