@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use ::parquet::basic::{Compression as Codec, LogicalType, Repetition, Type as PhysicalType};
 use ::parquet::file::reader::{FileReader, SerializedFileReader};
 use ::parquet::record::Field;
 use bytes::Bytes;
 use serde_json::json;
-use shardline_plugin_sdk::{Record, RecordMeta, SequenceNumber};
+use shardline_plugin_sdk::Record;
 
 use super::convert::{convert, Cell};
 use super::schema::{ParquetConfig, Schema};
@@ -201,18 +200,9 @@ fn an_empty_file_and_a_cell_of_the_wrong_kind() {
     );
 }
 
+/// A record of the batch tests' shard (sequence number 1000 + `i`).
 fn record(i: u64, payload: &str) -> Record {
-    let meta = RecordMeta {
-        stream: Arc::from("s"),
-        shard_id: Arc::from("shardId-000000000001"),
-        sequence_number: SequenceNumber::parse(&format!("{}", 100 + i)).expect("digits"),
-        sub_sequence_number: 0,
-        partition_key: "pk".into(),
-        explicit_hash_key: None,
-        arrival_time: SystemTime::UNIX_EPOCH,
-        aggregated: false,
-    };
-    Record::new(Bytes::from(payload.to_owned()), Arc::new(meta))
+    crate::batch::tests::record(i, payload, 0)
 }
 
 #[test]
@@ -266,8 +256,8 @@ fn the_planner_writes_fitting_records_and_rejects_misfits_with_field_and_reason(
     assert_eq!(
         keys,
         [
-            "fr/shardId-000000000001-100-0.parquet",
-            "de/shardId-000000000001-105-0.parquet"
+            "fr/shardId-000000000002-1000-0.parquet",
+            "de/shardId-000000000002-1005-0.parquet"
         ]
     );
     assert_eq!(plan.objects[0].1, [0, 6]);
