@@ -273,3 +273,30 @@ fn the_planner_writes_fitting_records_and_rejects_misfits_with_field_and_reason(
     );
     assert_eq!(plan.objects[0].0.content_encoding, None);
 }
+
+#[test]
+fn records_parsed_by_a_transform_convert_without_a_second_parse() {
+    let encoder =
+        Encoder::parquet(FileWriter::new(schema(), Compression::Snappy, None).expect("writer"));
+    let mut record = record(0, "");
+    record.payload = shardline_plugin_sdk::Payload::Json(
+        json!({"user": "ann", "n": 3, "geo": {"country": "fr"}}),
+    );
+    let row = encoder.row(&record, true).expect("fits");
+    assert!(row.bytes.is_empty());
+    assert_eq!(
+        row.cells[2],
+        Cell::Int64(3),
+        "columns in name order: amount, geo.country, n, ..."
+    );
+    assert_eq!(row.cells[1], Cell::Text("fr".into()));
+    assert_eq!(
+        row.value.as_ref().and_then(|v| v["user"].as_str()),
+        Some("ann")
+    );
+    record.payload = shardline_plugin_sdk::Payload::Json(json!({"user": 7}));
+    assert_eq!(
+        encoder.row(&record, false).expect_err("misfit"),
+        "field `user` (string): expected a string, found a number 7"
+    );
+}
