@@ -248,13 +248,14 @@ fn parquet_schema_mistakes_point_at_their_lines() {
     let output = validate_with_plugins(&good);
     assert_eq!(output.status.code(), Some(0), "a good parquet sink:\n{}", text(&output));
 
-    let cases: [(&str, String, &str, &str); 6] = [
+    let cases: [(&str, String, &str, &str); 7] = [
         ("type", sink("parquet", "", &schema.replace("\"geo.country\" = \"string\"", "\"geo.country\" = \"strin\"")), "\"geo.country\" = ", "unknown column type `strin`"),
         ("required", sink("parquet", "", &schema.replace("[\"user\"]", "[\"user\", \"nope\"]")), "required = ", "`nope` is not a column"),
         ("empty", sink("parquet", "", "schema = {}\n"), "schema = {}", "at least one column"),
         ("not-parquet", sink("ndjson", "", schema), "[sink.parquet]", "only used with encoding = \"parquet\""),
         ("snappy", "type = \"s3\"\nbucket = \"my-bucket\"\ncompression = \"snappy\"\n".to_owned(), "compression = ", "Parquet column codec"),
         ("csv-setting", sink("parquet", "csv_header = false", schema), "csv_header = ", "not encoding = \"parquet\""),
+        ("codec", sink("parquet", "compression = \"lz4\"", schema), "compression = ", "unknown compression `lz4`"),
     ];
     for (name, sink, marker, message) in cases {
         let (path, line) = parquet_pipeline(dir.path(), &format!("{name}.toml"), &sink, marker);

@@ -73,9 +73,11 @@ pub struct Config {
     pub raw_delimiter: Option<String>,
     /// `none`, `gzip` (the default, except with Parquet) or `zstd`; with
     /// `encoding = "parquet"` the column codec: `snappy` (the default
-    /// there), `zstd`, `gzip` or `none`. Use [`Config::compression`].
+    /// there), `zstd`, `gzip` or `none`. A name, checked by `validate`
+    /// (so that a wrong one points at its line); use
+    /// [`Config::compression`].
     #[serde(default, rename = "compression")]
-    pub compression_setting: Option<Compression>,
+    pub compression_setting: Option<String>,
     /// Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3);
     /// none for snappy.
     #[serde(default)]
@@ -170,9 +172,10 @@ impl Config {
     }
 
     /// The compression: as configured, else the encoding's default
-    /// (`snappy` for Parquet, `gzip` otherwise).
+    /// (`snappy` for Parquet, `gzip` otherwise; also for a name `validate`
+    /// refuses).
     pub fn compression(&self) -> Compression {
-        self.compression_setting.unwrap_or_else(|| self.encoding.default_compression())
+        self.compression_setting.as_deref().and_then(|name| Compression::parse(name).ok()).unwrap_or_else(|| self.encoding.default_compression())
     }
 
     /// Write a CSV header line (default true).
@@ -210,6 +213,16 @@ impl Config {
     fn encoding_problems(&self, problem: &mut impl FnMut(&str, String)) {
         let encoding = self.encoding;
         let compression = self.compression();
+        if let Some(name) = self.compression_setting.as_deref() {
+            if Compression::parse(name).is_err() {
+                let known = if encoding == Encoding::Parquet {
+                    "with encoding = \"parquet\" the column codecs are \"snappy\" (default), \"zstd\", \"gzip\" and \"none\""
+                } else {
+                    "the compressions are \"none\", \"gzip\" (default) and \"zstd\""
+                };
+                problem("compression", format!("unknown compression `{name}`: {known}"));
+            }
+        }
         if encoding == Encoding::Parquet {
             if self.parquet.is_some() {
                 if let Err(list) = self.parquet_schema() {
@@ -363,8 +376,12 @@ mod tests {
     #[test]
     fn unknown_keys_and_variants_are_refused() {
         assert!(serde_json::from_str::<Config>(r#"{"bucket": "b-1", "buckt": 1}"#).is_err());
-        let e = serde_json::from_str::<Config>(r#"{"bucket": "b-1", "compression": "lz4"}"#).expect_err("lz4");
-        assert!(e.to_string().contains("lz4"), "{e}");
+        let found = problems(&parse(r#"{"bucket": "b-1", "compression": "lz4"}"#));
+        assert_eq!(found[0].0, "compression");
+        assert!(found[0].1.contains("unknown compression `lz4`") && found[0].1.contains("\"zstd\""), "{found:?}");
+        let found = problems(&parse(r#"{"bucket": "b-1", "encoding": "parquet", "compression": "brotli", "parquet": {"schema": {"a": "bool"}}}"#));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("`brotli`") && found[0].1.contains("\"snappy\" (default)"), "{found:?}");
     }
 
     #[test]

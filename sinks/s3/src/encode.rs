@@ -88,6 +88,20 @@ impl Compression {
         }
     }
 
+    /// Parses a configured name (`none`, `gzip`, `zstd`, `snappy`).
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(name: &str) -> Result<Compression, String> {
+        Ok(match name {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "zstd" => Compression::Zstd,
+            "snappy" => Compression::Snappy,
+            other => return Err(format!("unknown compression `{other}`")),
+        })
+    }
+
     /// The `Content-Encoding`, if any.
     pub fn content_encoding(self) -> Option<&'static str> {
         match self {

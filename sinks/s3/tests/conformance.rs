@@ -54,7 +54,7 @@ impl SinkUnderTest for S3UnderTest {
             case(format!("{base}buckt = 1"), Some("buckt")),
             case(format!("{base}key = \"{}/{{stream}}/{{shardid}}\"", scope.name), Some("key")),
             case(format!("{base}key = \"{}/{{stream}}\"", scope.name), Some("key")),
-            case(format!("{base}compression = \"lz4\""), None),
+            case(format!("{base}compression = \"lz4\""), Some("compression")),
             case(format!("{base}compression = \"gzip\"\ncompression_level = 11"), Some("compression_level")),
             case(format!("{base}multipart_threshold = \"1MiB\""), Some("multipart_threshold")),
             case(format!("{base}multipart_part_size = \"6GiB\""), Some("multipart_part_size")),
