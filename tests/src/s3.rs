@@ -285,3 +285,47 @@ pub fn ndjson_ids(objects: &[StoredObject]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A Python with pyarrow and DuckDB, for reading Parquet objects back:
+/// `SHARDLINE_TEST_PARQUET_PYTHON` (set by
+/// `scripts/emulators/extra/15-python-parquet.sh`), else the test venv's
+/// `target/venv/bin/python3` when it imports both. `None` (after printing
+/// why) otherwise.
+///
+/// # Panics
+/// When none is found and `CI=true`.
+pub fn parquet_python() -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("venv").join("bin").join("python3");
+    let candidate = match std::env::var_os("SHARDLINE_TEST_PARQUET_PYTHON") {
+        Some(python) if !python.is_empty() => PathBuf::from(python),
+        _ => venv,
+    };
+    let imports = std::process::Command::new(&candidate)
+        .args(["-c", "import pyarrow, duckdb"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if imports {
+        return Some(candidate);
+    }
+    let message = format!(
+        "{} cannot import pyarrow and duckdb (run scripts/test, which installs them: scripts/emulators/extra/15-python-parquet.sh)",
+        candidate.display()
+    );
+    if running_in_ci() {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+/// The number of rows of a Parquet file, from its footer.
+///
+/// # Errors
+/// When `body` is not a Parquet file.
+pub fn parquet_rows(body: &[u8]) -> anyhow::Result<i64> {
+    use parquet::file::reader::FileReader;
+    let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::copy_from_slice(body)).context("not a Parquet file")?;
+    Ok(reader.metadata().file_metadata().num_rows())
+}

@@ -202,3 +202,54 @@ fn unknown_sink_type_is_refused_naming_the_type() {
         text(&output)
     );
 }
+
+/// An s3 sink with `encoding = "parquet"` and one mistake in it: the file,
+/// and the line of the mistake (the first line starting with `marker`).
+fn parquet_pipeline(dir: &Path, name: &str, sink: &str, marker: &str) -> (std::path::PathBuf, usize) {
+    let text = shardline_e2e::s3::pipeline_with_sink(&good_spec(dir), sink);
+    let line = text.lines().position(|l| l.starts_with(marker)).unwrap_or_else(|| panic!("no line {marker:?} in\n{text}")) + 1;
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write pipeline");
+    (path, line)
+}
+
+#[test]
+fn parquet_schema_mistakes_point_at_their_lines() {
+    let Some(bin) = shardline_bin() else { return };
+    let Some(plugins) = shardline_e2e::s3::plugin_dir() else { return };
+    let dir = TestDir::new("validate-parquet");
+    let sink = |encoding: &str, extra: &str, parquet: &str| {
+        format!("type = \"s3\"\nbucket = \"my-bucket\"\nencoding = \"{encoding}\"\n{extra}\n[sink.parquet]\n{parquet}")
+    };
+    let schema = "required = [\"user\"]\n[sink.parquet.schema]\nuser = \"string\"\namount = \"double\"\n\"geo.country\" = \"string\"\n";
+    let validate_with_plugins = |file: &Path| {
+        Command::new(&bin)
+            .arg("validate")
+            .arg(file)
+            .env("SHARDLINE_PLUGIN_DIR", &plugins)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {} validate: {e}", bin.display()))
+    };
+
+    let (good, _) = parquet_pipeline(dir.path(), "good.toml", &sink("parquet", "compression = \"zstd\"", schema), "type = \"s3\"");
+    let output = validate_with_plugins(&good);
+    assert_eq!(output.status.code(), Some(0), "a good parquet sink:\n{}", text(&output));
+
+    let cases: [(&str, String, &str, &str); 7] = [
+        ("type", sink("parquet", "", &schema.replace("\"geo.country\" = \"string\"", "\"geo.country\" = \"strin\"")), "\"geo.country\" = ", "unknown column type `strin`"),
+        ("required", sink("parquet", "", &schema.replace("[\"user\"]", "[\"user\", \"nope\"]")), "required = ", "`nope` is not a column"),
+        ("empty", sink("parquet", "", "schema = {}\n"), "schema = {}", "at least one column"),
+        ("not-parquet", sink("ndjson", "", schema), "[sink.parquet]", "only used with encoding = \"parquet\""),
+        ("snappy", "type = \"s3\"\nbucket = \"my-bucket\"\ncompression = \"snappy\"\n".to_owned(), "compression = ", "Parquet column codec"),
+        ("csv-setting", sink("parquet", "csv_header = false", schema), "csv_header = ", "not encoding = \"parquet\""),
+        ("codec", sink("parquet", "compression = \"lz4\"", schema), "compression = ", "unknown compression `lz4`"),
+    ];
+    for (name, sink, marker, message) in cases {
+        let (path, line) = parquet_pipeline(dir.path(), &format!("{name}.toml"), &sink, marker);
+        let output = validate_with_plugins(&path);
+        assert_eq!(output.status.code(), Some(1), "{name}: validate should fail:\n{}", text(&output));
+        assert_points_at(&output, &path, line);
+        assert!(text(&output).contains(message), "{name}: the message says {message:?}:\n{}", text(&output));
+    }
+}

@@ -1,7 +1,9 @@
 //! Batch encode + compress throughput of the `s3` sink, in MB/s of input
 //! per core: a batch of 1,000 records of 1 KiB of JSON planned exactly as
 //! `send` does (JSON validation, NDJSON rows, one object body), for each
-//! compression. Single-threaded, so the figure is per core.
+//! compression; and as Parquet (JSON parsed, converted to the declared
+//! columns, one Parquet file) for each column codec. Single-threaded, so
+//! the figure is per core.
 //!
 //!   cargo bench -p shardline-sink-s3 --bench encode
 
@@ -12,6 +14,7 @@ use bytes::Bytes;
 use shardline_plugin_sdk::{Record, RecordMeta, SequenceNumber};
 use shardline_sink_s3::batch::Planner;
 use shardline_sink_s3::encode::{Compression, Encoder, Encoding};
+use shardline_sink_s3::parquet::{FileWriter, ParquetConfig, Schema};
 use shardline_sink_s3::template::{KeyTemplate, TimeZoneSpec, Zone};
 
 const RECORDS: usize = 1_000;
@@ -67,16 +70,26 @@ fn batch() -> Vec<Record> {
         .collect()
 }
 
-fn planner(compression: Compression, level: Option<i32>) -> Planner {
+fn planner(encoding: Encoding, compression: Compression, level: Option<i32>) -> Planner {
+    let encoder = match encoding {
+        // Every field of the records as a column: 6 strings, one timestamp.
+        Encoding::Parquet => {
+            let columns = [("event_id", "string"), ("user", "string"), ("page", "string"), ("referrer", "string"), ("ts", "timestamp_ms"), ("ua", "string"), ("pad", "string")];
+            let config = ParquetConfig { schema: columns.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), required: vec!["event_id".into()] };
+            let schema = Schema::from_config(&config).unwrap_or_else(|e| panic!("{e:?}"));
+            Encoder::parquet(FileWriter::new(Arc::new(schema), compression, level).unwrap_or_else(|e| panic!("{e}")))
+        }
+        _ => Encoder::new(encoding, &[], true, "\n", compression, level),
+    };
     Planner {
         template: KeyTemplate::parse(shardline_sink_s3::config::DEFAULT_KEY).unwrap_or_else(|e| panic!("{e}")),
         zone: Zone::resolve(&TimeZoneSpec::Utc).unwrap_or_else(|e| panic!("{e}")),
-        extension: ".ndjson".into(),
-        encoder: Encoder::new(Encoding::Ndjson, &[], true, "\n", compression, level),
+        extension: encoding.extension().into(),
+        encoder,
         pipeline: "bench".into(),
         max_partitions: 100,
-        content_type: "application/x-ndjson",
-        content_encoding: compression.content_encoding(),
+        content_type: encoding.content_type(),
+        content_encoding: if encoding == Encoding::Parquet { None } else { compression.content_encoding() },
     }
 }
 
@@ -84,20 +97,26 @@ fn main() {
     let records = batch();
     let input: usize = records.iter().map(|r| r.payload.approximate_len()).sum();
     println!("s3 sink: encode + compress a batch of {RECORDS} x {RECORD_BYTES} B JSON records ({:.2} MB), one core", input as f64 / 1e6);
-    for (name, compression, level) in [
-        ("ndjson+none", Compression::None, None),
-        ("ndjson+gzip(5) default", Compression::Gzip, None),
-        ("ndjson+gzip(6)", Compression::Gzip, Some(6)),
-        ("ndjson+gzip(4)", Compression::Gzip, Some(4)),
-        ("ndjson+gzip(1)", Compression::Gzip, Some(1)),
-        ("ndjson+zstd(3)", Compression::Zstd, None),
-        ("ndjson+zstd(1)", Compression::Zstd, Some(1)),
+    for (name, encoding, compression, level) in [
+        ("ndjson+none", Encoding::Ndjson, Compression::None, None),
+        ("ndjson+gzip(5) default", Encoding::Ndjson, Compression::Gzip, None),
+        ("ndjson+gzip(6)", Encoding::Ndjson, Compression::Gzip, Some(6)),
+        ("ndjson+gzip(4)", Encoding::Ndjson, Compression::Gzip, Some(4)),
+        ("ndjson+gzip(1)", Encoding::Ndjson, Compression::Gzip, Some(1)),
+        ("ndjson+zstd(3)", Encoding::Ndjson, Compression::Zstd, None),
+        ("ndjson+zstd(1)", Encoding::Ndjson, Compression::Zstd, Some(1)),
+        ("parquet+snappy", Encoding::Parquet, Compression::Snappy, None),
+        ("parquet+zstd(3)", Encoding::Parquet, Compression::Zstd, None),
+        ("parquet+gzip(5)", Encoding::Parquet, Compression::Gzip, None),
+        ("parquet+none", Encoding::Parquet, Compression::None, None),
     ] {
-        let planner = planner(compression, level);
+        let planner = planner(encoding, compression, level);
         let mut output = 0;
         // Warm up, then run for at least 2 s.
         for _ in 0..3 {
-            output = planner.plan(&records).map(|p| p.objects[0].0.body.len()).unwrap_or_else(|e| panic!("{e}"));
+            let plan = planner.plan(&records).unwrap_or_else(|e| panic!("{e}"));
+            assert!(plan.rejected.iter().all(Option::is_none), "{name}: every record fits: {:?}", plan.rejected.iter().flatten().next());
+            output = plan.objects[0].0.body.len();
         }
         let start = Instant::now();
         let mut batches = 0u32;

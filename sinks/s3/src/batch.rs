@@ -1,6 +1,7 @@
 //! Planning one batch: which records are written to which object, and
 //! which are rejected with what reason. Pure CPU work (JSON validation,
-//! encoding, compression), run on a blocking thread by the sink.
+//! encoding, compression, Parquet files), run on a blocking thread by the
+//! sink.
 //!
 //! Records are grouped by their `{field.*}` partition values in order of
 //! first appearance; each group becomes one object whose key names the
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use shardline_plugin_sdk::Record;
 
 use crate::encode::{EncodeError, Encoder};
+use crate::parquet::Cell;
 use crate::template::{KeyParts, KeyTemplate, Zone};
 use crate::upload::Object;
 
@@ -56,6 +58,8 @@ struct Group {
     partition: Vec<String>,
     members: Vec<usize>,
     rows: Vec<Bytes>,
+    /// Parquet rows (with `encoding = "parquet"`, instead of `rows`).
+    cells: Vec<Vec<Cell>>,
     bytes: usize,
 }
 
@@ -96,14 +100,18 @@ impl Planner {
                 }
                 None => {
                     index.insert(partition.clone(), groups.len());
-                    groups.push(Group { partition, members: Vec::new(), rows: Vec::new(), bytes: 0 });
+                    groups.push(Group { partition, members: Vec::new(), rows: Vec::new(), cells: Vec::new(), bytes: 0 });
                     groups.len() - 1
                 }
             };
             let group = &mut groups[group];
             group.members.push(i);
-            group.bytes += row.bytes.len() + 1;
-            group.rows.push(row.bytes);
+            if self.encoder.parquet_writer().is_some() {
+                group.cells.push(row.cells);
+            } else {
+                group.bytes += row.bytes.len() + 1;
+                group.rows.push(row.bytes);
+            }
         }
         let mut objects = Vec::with_capacity(groups.len());
         for group in groups {
@@ -115,7 +123,10 @@ impl Planner {
                 }
                 continue;
             }
-            let body = self.encoder.body(&group.rows, group.bytes)?;
+            let body = match self.encoder.parquet_writer() {
+                Some(_) => self.encoder.parquet_body(&group.cells)?,
+                None => self.encoder.body(&group.rows, group.bytes)?,
+            };
             let object = Object { key, body, content_type: self.content_type, content_encoding: self.content_encoding };
             objects.push((object, group.members));
         }
@@ -143,4 +154,4 @@ impl Planner {
 
 #[cfg(test)]
 #[path = "batch_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,9 @@ use super::*;
 use crate::encode::{Compression, Encoding};
 use crate::template::{TimeZoneSpec, Zone};
 
-fn record(i: u64, payload: &str, arrival_secs: u64) -> Record {
+/// A record of shard 2 with sequence number 1000 + `i` (also used by the
+/// Parquet tests).
+pub(crate) fn record(i: u64, payload: &str, arrival_secs: u64) -> Record {
     let meta = RecordMeta {
         stream: Arc::from("clicks"),
         shard_id: Arc::from("shardId-000000000002"),

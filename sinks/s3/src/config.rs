@@ -5,6 +5,7 @@ use serde::Deserialize;
 use shardline_plugin_sdk::{ByteSize, ConfigProblem, HumanDuration};
 
 use crate::encode::{Compression, Encoding};
+use crate::parquet::{ParquetConfig, Schema};
 use crate::template::{KeyTemplate, TimeZoneSpec};
 
 /// The default object key template (the extension is appended, see
@@ -29,8 +30,8 @@ pub struct Config {
     #[serde(default = "default_key")]
     pub key: String,
     /// Appended to every key; `None` (the default) appends the encoding's
-    /// and compression's extension (`.ndjson.gz`, `.csv.zst`, `.raw`);
-    /// `""` appends nothing.
+    /// and compression's extension (`.ndjson.gz`, `.csv.zst`, `.raw`,
+    /// `.parquet`); `""` appends nothing.
     #[serde(default)]
     pub extension: Option<String>,
     /// Region. Default: the environment or profile, then `us-east-1`.
@@ -51,24 +52,34 @@ pub struct Config {
     /// one; for S3-compatible stores that mishandle checksum trailers).
     #[serde(default)]
     pub checksum_calculation: ChecksumCalculation,
-    /// Record encoding: `ndjson` (default), `csv` or `raw`.
+    /// Record encoding: `ndjson` (default), `csv`, `raw` or `parquet`.
     #[serde(default)]
     pub encoding: Encoding,
+    /// `[sink.parquet]`: the columns of `encoding = "parquet"` (`schema`,
+    /// `required`). Required with Parquet, refused otherwise. Default: none.
+    #[serde(default)]
+    pub parquet: Option<ParquetConfig>,
     /// CSV columns: dotted paths into each JSON object (`user.id`).
     /// Required with `encoding = "csv"`.
     #[serde(default)]
     pub csv_fields: Vec<String>,
     /// Write the column names as the first line of each CSV object.
-    /// Default `true`.
-    #[serde(default = "yes")]
-    pub csv_header: bool,
-    /// Written after every record with `encoding = "raw"`. Default `"\n"`.
-    #[serde(default = "default_raw_delimiter")]
-    pub raw_delimiter: String,
-    /// `none`, `gzip` (default) or `zstd`.
+    /// Default `true` (CSV only).
     #[serde(default)]
-    pub compression: Compression,
-    /// Compression level: gzip 0-9 (default 5), zstd 1-19 (default 3).
+    pub csv_header: Option<bool>,
+    /// Written after every record with `encoding = "raw"`. Default `"\n"`
+    /// (raw only).
+    #[serde(default)]
+    pub raw_delimiter: Option<String>,
+    /// `none`, `gzip` (the default, except with Parquet) or `zstd`; with
+    /// `encoding = "parquet"` the column codec: `snappy` (the default
+    /// there), `zstd`, `gzip` or `none`. A name, checked by `validate`
+    /// (so that a wrong one points at its line); use
+    /// [`Config::compression`].
+    #[serde(default, rename = "compression")]
+    pub compression_setting: Option<String>,
+    /// Compression level: gzip 0-9 (default 5), zstd 1-19 (default 3);
+    /// none for snappy.
     #[serde(default)]
     pub compression_level: Option<i32>,
     /// Time zone of the key's time parts: `UTC` (default), a fixed offset
@@ -99,9 +110,10 @@ pub struct Config {
     /// Time limit of one request attempt. Default `"60s"`.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
-    /// Set `Content-Encoding: gzip|zstd` on compressed objects. Default `true`.
-    #[serde(default = "yes")]
-    pub content_encoding: bool,
+    /// Set `Content-Encoding: gzip|zstd` on compressed objects. Default
+    /// `true`; not for Parquet (its compression is inside the file).
+    #[serde(default)]
+    pub content_encoding: Option<bool>,
 }
 
 /// When the SDK computes request checksums.
@@ -115,14 +127,8 @@ pub enum ChecksumCalculation {
     WhenRequired,
 }
 
-fn yes() -> bool {
-    true
-}
 fn default_key() -> String {
     DEFAULT_KEY.to_owned()
-}
-fn default_raw_delimiter() -> String {
-    "\n".to_owned()
 }
 fn default_time_zone() -> String {
     "UTC".to_owned()
@@ -155,11 +161,102 @@ impl Config {
         KeyTemplate::parse(&self.key)
     }
 
-    /// The extension appended to keys.
+    /// The extension appended to keys (Parquet files carry their codec
+    /// inside: `.parquet` whatever the compression).
     pub fn extension(&self) -> String {
         match &self.extension {
             Some(extension) => extension.clone(),
-            None => format!("{}{}", self.encoding.extension(), self.compression.extension()),
+            None if self.encoding == Encoding::Parquet => self.encoding.extension().to_owned(),
+            None => format!("{}{}", self.encoding.extension(), self.compression().extension()),
+        }
+    }
+
+    /// The compression: as configured, else the encoding's default
+    /// (`snappy` for Parquet, `gzip` otherwise; also for a name `validate`
+    /// refuses).
+    pub fn compression(&self) -> Compression {
+        self.compression_setting.as_deref().and_then(|name| Compression::parse(name).ok()).unwrap_or_else(|| self.encoding.default_compression())
+    }
+
+    /// Write a CSV header line (default true).
+    pub fn csv_header(&self) -> bool {
+        self.csv_header.unwrap_or(true)
+    }
+
+    /// The raw delimiter (default `"\n"`).
+    pub fn raw_delimiter(&self) -> &str {
+        self.raw_delimiter.as_deref().unwrap_or("\n")
+    }
+
+    /// The `Content-Encoding` of objects: the compression's, unless
+    /// `content_encoding = false` or Parquet.
+    pub fn content_encoding(&self) -> Option<&'static str> {
+        match self.encoding {
+            Encoding::Parquet => None,
+            _ if self.content_encoding == Some(false) => None,
+            _ => self.compression().content_encoding(),
+        }
+    }
+
+    /// The checked Parquet schema, with `encoding = "parquet"`.
+    ///
+    /// # Errors
+    /// The problems `validate` reports about `[sink.parquet]`, as
+    /// `(key, message)`.
+    pub fn parquet_schema(&self) -> Result<Schema, Vec<(String, String)>> {
+        match &self.parquet {
+            Some(parquet) => Schema::from_config(parquet),
+            None => Err(vec![("encoding".to_owned(), NO_PARQUET_TABLE.to_owned())]),
+        }
+    }
+
+    fn encoding_problems(&self, problem: &mut impl FnMut(&str, String)) {
+        let encoding = self.encoding;
+        let compression = self.compression();
+        if let Some(name) = self.compression_setting.as_deref() {
+            if Compression::parse(name).is_err() {
+                let known = if encoding == Encoding::Parquet {
+                    "with encoding = \"parquet\" the column codecs are \"snappy\" (default), \"zstd\", \"gzip\" and \"none\""
+                } else {
+                    "the compressions are \"none\", \"gzip\" (default) and \"zstd\""
+                };
+                problem("compression", format!("unknown compression `{name}`: {known}"));
+            }
+        }
+        if encoding == Encoding::Parquet {
+            if self.parquet.is_some() {
+                if let Err(list) = self.parquet_schema() {
+                    for (key, message) in list {
+                        problem(&key, message);
+                    }
+                }
+            } else {
+                problem("encoding", NO_PARQUET_TABLE.to_owned());
+            }
+            let only = |key: &str, what: &str| (key.to_owned(), format!("is for {what}, not encoding = \"parquet\""));
+            let mut misplaced = Vec::new();
+            if !self.csv_fields.is_empty() {
+                misplaced.push(only("csv_fields", "encoding = \"csv\""));
+            }
+            if self.csv_header.is_some() {
+                misplaced.push(only("csv_header", "encoding = \"csv\""));
+            }
+            if self.raw_delimiter.is_some() {
+                misplaced.push(only("raw_delimiter", "encoding = \"raw\""));
+            }
+            if self.content_encoding.is_some() {
+                misplaced.push(("content_encoding".to_owned(), "has no meaning with encoding = \"parquet\": the codec is inside the file, objects have no Content-Encoding".to_owned()));
+            }
+            for (key, message) in misplaced {
+                problem(&key, message);
+            }
+        } else {
+            if self.parquet.is_some() {
+                problem("parquet", format!("[sink.parquet] is only used with encoding = \"parquet\", not {:?}", encoding_name(encoding)));
+            }
+            if compression == Compression::Snappy {
+                problem("compression", "\"snappy\" is a Parquet column codec (encoding = \"parquet\"); objects are compressed with \"none\", \"gzip\" or \"zstd\"".to_owned());
+            }
         }
     }
 
@@ -179,6 +276,7 @@ impl Config {
         if self.extension().contains(['{', '}']) {
             problem("extension", "must not contain `{` or `}`".to_owned());
         }
+        self.encoding_problems(&mut problem);
         if self.encoding == Encoding::Csv && self.csv_fields.is_empty() {
             problem("csv_fields", "must name at least one field with encoding = \"csv\"".to_owned());
         }
@@ -186,7 +284,7 @@ impl Config {
             problem("csv_fields", "field paths must be non-empty dotted names such as `user.id`".to_owned());
         }
         if let Some(level) = self.compression_level {
-            if let Err(message) = self.compression.check_level(level) {
+            if let Err(message) = self.compression().check_level(level) {
                 problem("compression_level", message);
             }
         }
@@ -229,6 +327,18 @@ impl Config {
     }
 }
 
+const NO_PARQUET_TABLE: &str =
+    "encoding = \"parquet\" needs a [sink.parquet] table with `schema`, e.g. schema = { user = \"string\", amount = \"double\" }";
+
+fn encoding_name(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Ndjson => "ndjson",
+        Encoding::Csv => "csv",
+        Encoding::Raw => "raw",
+        Encoding::Parquet => "parquet",
+    }
+}
+
 /// S3's bucket naming rules (3-63 characters of `a-z0-9.-`, starting and
 /// ending with a letter or digit).
 fn validate_bucket(bucket: &str) -> Result<(), String> {
@@ -266,8 +376,12 @@ mod tests {
     #[test]
     fn unknown_keys_and_variants_are_refused() {
         assert!(serde_json::from_str::<Config>(r#"{"bucket": "b-1", "buckt": 1}"#).is_err());
-        let e = serde_json::from_str::<Config>(r#"{"bucket": "b-1", "compression": "lz4"}"#).expect_err("lz4");
-        assert!(e.to_string().contains("lz4"), "{e}");
+        let found = problems(&parse(r#"{"bucket": "b-1", "compression": "lz4"}"#));
+        assert_eq!(found[0].0, "compression");
+        assert!(found[0].1.contains("unknown compression `lz4`") && found[0].1.contains("\"zstd\""), "{found:?}");
+        let found = problems(&parse(r#"{"bucket": "b-1", "encoding": "parquet", "compression": "brotli", "parquet": {"schema": {"a": "bool"}}}"#));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("`brotli`") && found[0].1.contains("\"snappy\" (default)"), "{found:?}");
     }
 
     #[test]
@@ -299,5 +413,45 @@ mod tests {
         assert_eq!(problem_keys(&c), ["multipart_threshold"]);
         let c = parse(r#"{"bucket": "b-1", "compression": "zstd", "compression_level": 19, "time_zone": "Europe/Paris"}"#);
         assert!(c.validate().is_ok(), "{:?}", c.validate());
+    }
+
+    fn problems(config: &Config) -> Vec<(String, String)> {
+        config.validate().err().unwrap_or_default().into_iter().map(|p| (p.key.unwrap_or_default(), p.message)).collect()
+    }
+
+    #[test]
+    fn parquet_defaults_to_snappy_and_a_parquet_extension_without_content_encoding() {
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet", "parquet": {"schema": {"user": "string", "geo.country": "string"}, "required": ["user"]}}"#);
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
+        assert_eq!((c.compression(), c.extension(), c.content_encoding()), (Compression::Snappy, ".parquet".to_owned(), None));
+        let schema = c.parquet_schema().expect("schema");
+        assert_eq!(schema.columns.len(), 2);
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet", "compression": "zstd", "compression_level": 5, "parquet": {"schema": {"a": "int64"}}}"#);
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
+        assert_eq!((c.compression(), c.extension(), c.content_encoding()), (Compression::Zstd, ".parquet".to_owned(), None));
+        // The other encodings keep gzip as their default.
+        let c = parse(r#"{"bucket": "b-1", "encoding": "csv", "csv_fields": ["a"]}"#);
+        assert_eq!((c.compression(), c.extension(), c.content_encoding()), (Compression::Gzip, ".csv.gz".to_owned(), Some("gzip")));
+    }
+
+    #[test]
+    fn parquet_settings_and_the_others_do_not_mix() {
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet"}"#);
+        assert_eq!(problem_keys(&c), ["encoding"]);
+        let c = parse(
+            r#"{"bucket": "b-1", "encoding": "parquet", "parquet": {"schema": {"a": "int"}, "required": ["b"]},
+                "csv_fields": ["a"], "csv_header": true, "raw_delimiter": ",", "content_encoding": true, "compression": "snappy", "compression_level": 1}"#,
+        );
+        let found = problems(&c);
+        let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["parquet.schema.a", "parquet.required[0]", "csv_fields", "csv_header", "raw_delimiter", "content_encoding", "compression_level"]);
+        assert!(found[0].1.contains("unknown column type `int`"), "{found:?}");
+        let c = parse(r#"{"bucket": "b-1", "encoding": "ndjson", "compression": "snappy", "parquet": {"schema": {"a": "string"}}}"#);
+        let found = problems(&c);
+        assert_eq!(found.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["parquet", "compression"]);
+        assert!(found[1].1.contains("Parquet column codec"), "{found:?}");
+        let c = parse(r#"{"bucket": "b-1", "encoding": "parquet", "parquet": {"schema": {}}}"#);
+        assert_eq!(problem_keys(&c), ["parquet.schema"]);
+        assert!(serde_json::from_str::<Config>(r#"{"bucket": "b-1", "parquet": {"schema": {}, "colums": []}}"#).is_err(), "unknown keys in [sink.parquet]");
     }
 }

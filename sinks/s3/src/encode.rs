@@ -1,7 +1,8 @@
 //! Turning records into an object body: each record becomes a row
-//! ([`Encoder::row`]: NDJSON line, CSV line or raw bytes, or the reason it
-//! cannot be written), and rows are joined and compressed
-//! ([`Encoder::body`]: none, gzip or zstd).
+//! ([`Encoder::row`]: NDJSON line, CSV line, raw bytes or Parquet cells,
+//! or the reason it cannot be written), and rows are joined and compressed
+//! ([`Encoder::body`]: none, gzip or zstd), or written as one Parquet file
+//! ([`Encoder::parquet_body`], see [`crate::parquet`]).
 //!
 //! Output is deterministic (gzip headers carry no time stamp), so a batch
 //! sent again produces the same bytes.
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shardline_plugin_sdk::{Payload, Record};
 
+use crate::parquet::{Cell, FileWriter};
 use crate::template::lookup;
 
 /// How records are written.
@@ -27,6 +29,9 @@ pub enum Encoding {
     Csv,
     /// The payload bytes, each followed by a delimiter.
     Raw,
+    /// One Parquet file per object, columns from `[sink.parquet]`; records
+    /// must be JSON objects that fit the schema.
+    Parquet,
 }
 
 impl Encoding {
@@ -36,6 +41,15 @@ impl Encoding {
             Encoding::Ndjson => ".ndjson",
             Encoding::Csv => ".csv",
             Encoding::Raw => ".raw",
+            Encoding::Parquet => ".parquet",
+        }
+    }
+
+    /// The default compression: `snappy` for Parquet, `gzip` otherwise.
+    pub fn default_compression(self) -> Compression {
+        match self {
+            Encoding::Parquet => Compression::Snappy,
+            Encoding::Ndjson | Encoding::Csv | Encoding::Raw => Compression::Gzip,
         }
     }
 
@@ -45,37 +59,53 @@ impl Encoding {
             Encoding::Ndjson => "application/x-ndjson",
             Encoding::Csv => "text/csv; charset=utf-8",
             Encoding::Raw => "application/octet-stream",
+            Encoding::Parquet => crate::parquet::CONTENT_TYPE,
         }
     }
 }
 
-/// How bodies are compressed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// How bodies are compressed (with Parquet: the column codec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     /// Stored as is.
     None,
     /// gzip (RFC 1952), through flate2's pure-Rust backend.
-    #[default]
     Gzip,
     /// Zstandard, through libzstd.
     Zstd,
+    /// Snappy: Parquet's column codec only (the default there).
+    Snappy,
 }
 
 impl Compression {
     /// The file extension.
     pub fn extension(self) -> &'static str {
         match self {
-            Compression::None => "",
+            Compression::None | Compression::Snappy => "",
             Compression::Gzip => ".gz",
             Compression::Zstd => ".zst",
         }
     }
 
+    /// Parses a configured name (`none`, `gzip`, `zstd`, `snappy`).
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(name: &str) -> Result<Compression, String> {
+        Ok(match name {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "zstd" => Compression::Zstd,
+            "snappy" => Compression::Snappy,
+            other => return Err(format!("unknown compression `{other}`")),
+        })
+    }
+
     /// The `Content-Encoding`, if any.
     pub fn content_encoding(self) -> Option<&'static str> {
         match self {
-            Compression::None => None,
+            Compression::None | Compression::Snappy => None,
             Compression::Gzip => Some("gzip"),
             Compression::Zstd => Some("zstd"),
         }
@@ -87,7 +117,7 @@ impl Compression {
     /// (`cargo bench -p shardline-sink-s3 --bench encode`).
     pub fn default_level(self) -> i32 {
         match self {
-            Compression::None => 0,
+            Compression::None | Compression::Snappy => 0,
             Compression::Gzip => 5,
             Compression::Zstd => 3,
         }
@@ -100,6 +130,7 @@ impl Compression {
     pub fn check_level(self, level: i32) -> Result<(), String> {
         let (range, name) = match self {
             Compression::None => return Err("has no meaning with compression = \"none\"".to_owned()),
+            Compression::Snappy => return Err("has no meaning with compression = \"snappy\" (snappy has no levels)".to_owned()),
             Compression::Gzip => (0..=9, "gzip"),
             Compression::Zstd => (1..=19, "zstd"),
         };
@@ -111,23 +142,39 @@ impl Compression {
     }
 }
 
-/// Compressing a body failed (only an internal error of the compressor).
+/// Writing a body failed (only an internal error of the compressor or
+/// of the Parquet writer).
 #[derive(Debug, thiserror::Error)]
-#[error("{compression:?} compression failed: {source}")]
-pub struct EncodeError {
-    /// The algorithm.
-    pub compression: Compression,
-    /// The cause.
-    #[source]
-    pub source: std::io::Error,
+pub enum EncodeError {
+    /// The compressor failed.
+    #[error("{compression:?} compression failed: {source}")]
+    Compress {
+        /// The algorithm.
+        compression: Compression,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Parquet writer failed.
+    #[error("writing a Parquet file of {rows} rows failed: {source}")]
+    Parquet {
+        /// Rows of the file.
+        rows: usize,
+        /// The cause.
+        #[source]
+        source: ::parquet::errors::ParquetError,
+    },
 }
 
 /// A record ready to be written: its row and, when the key template needs
 /// it, its JSON value.
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// The encoded record, without the delimiter that follows it.
+    /// The encoded record, without the delimiter that follows it (empty
+    /// with Parquet).
     pub bytes: Bytes,
+    /// The record's cells, one per column (Parquet only, else empty).
+    pub cells: Vec<Cell>,
     /// The parsed payload (only when asked for).
     pub value: Option<Value>,
 }
@@ -141,6 +188,7 @@ pub struct Encoder {
     delimiter: Bytes,
     compression: Compression,
     level: i32,
+    parquet: Option<FileWriter>,
 }
 
 impl Encoder {
@@ -161,6 +209,7 @@ impl Encoder {
         let delimiter = match encoding {
             Encoding::Raw => Bytes::copy_from_slice(raw_delimiter.as_bytes()),
             Encoding::Ndjson | Encoding::Csv => Bytes::from_static(b"\n"),
+            Encoding::Parquet => Bytes::new(),
         };
         Encoder {
             encoding,
@@ -169,7 +218,20 @@ impl Encoder {
             delimiter,
             compression,
             level: level.unwrap_or_else(|| compression.default_level()),
+            parquet: None,
         }
+    }
+
+    /// A Parquet encoder: `writer` holds the schema and the column codec.
+    pub fn parquet(writer: FileWriter) -> Encoder {
+        let mut encoder = Encoder::new(Encoding::Parquet, &[], false, "", Compression::None, None);
+        encoder.parquet = Some(writer);
+        encoder
+    }
+
+    /// The Parquet writer, with `encoding = "parquet"`.
+    pub fn parquet_writer(&self) -> Option<&FileWriter> {
+        self.parquet.as_ref()
     }
 
     /// The row of one record; with `want_value` also its JSON value.
@@ -177,16 +239,17 @@ impl Encoder {
     /// # Errors
     /// Why the record cannot be written (a dead-letter reason): not JSON
     /// when the encoding or the key template needs JSON, not an object for
-    /// CSV.
+    /// CSV, a [`Misfit`](crate::parquet::Misfit) for Parquet.
     pub fn row(&self, record: &Record, want_value: bool) -> Result<Row, String> {
         let needs_json = want_value || self.encoding != Encoding::Raw;
         if !needs_json {
-            return Ok(Row { bytes: record.payload.to_bytes(), value: None });
+            return Ok(Row { bytes: record.payload.to_bytes(), cells: Vec::new(), value: None });
         }
         let why = match self.encoding {
             Encoding::Ndjson => "encoding = \"ndjson\" needs JSON",
             Encoding::Csv => "encoding = \"csv\" needs JSON objects",
             Encoding::Raw => "the key template's {field.*} placeholders need JSON",
+            Encoding::Parquet => "encoding = \"parquet\" needs JSON objects",
         };
         let (value, raw): (Cow<'_, Value>, Option<Bytes>) = match &record.payload {
             Payload::Json(value) => (Cow::Borrowed(value), None),
@@ -196,13 +259,19 @@ impl Encoder {
                 let plain_line = !bytes.iter().any(|b| *b == b'\n' || *b == b'\r');
                 if self.encoding == Encoding::Ndjson && !want_value && plain_line {
                     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| format!("record is not valid JSON ({why}): {e}"))?;
-                    return Ok(Row { bytes: bytes.clone(), value: None });
+                    return Ok(Row { bytes: bytes.clone(), cells: Vec::new(), value: None });
                 }
                 let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("record is not valid JSON ({why}): {e}"))?;
                 (Cow::Owned(value), plain_line.then(|| bytes.clone()))
             }
         };
+        let mut cells = Vec::new();
         let bytes = match self.encoding {
+            Encoding::Parquet => {
+                let writer = self.parquet.as_ref().ok_or("encoding = \"parquet\" without a [sink.parquet] schema")?;
+                cells = crate::parquet::convert(writer.schema(), &value).map_err(|misfit| misfit.to_string())?;
+                Bytes::new()
+            }
             Encoding::Ndjson => match raw {
                 Some(bytes) => bytes,
                 None => Bytes::from(serde_json::to_vec(&*value).map_err(|e| format!("record cannot be written as JSON: {e}"))?),
@@ -215,7 +284,7 @@ impl Encoder {
             }
             Encoding::Raw => record.payload.to_bytes(),
         };
-        Ok(Row { bytes, value: want_value.then(|| value.into_owned()) })
+        Ok(Row { bytes, cells, value: want_value.then(|| value.into_owned()) })
     }
 
     fn csv_row(&self, object: &Value) -> Vec<u8> {
@@ -239,13 +308,14 @@ impl Encoder {
     /// # Errors
     /// When the compressor fails.
     pub fn body<'r>(&self, rows: impl IntoIterator<Item = &'r Bytes>, size_hint: usize) -> Result<Bytes, EncodeError> {
-        let fail = |source| EncodeError { compression: self.compression, source };
+        let fail = |source| EncodeError::Compress { compression: self.compression, source };
         let out = Vec::with_capacity(match self.compression {
             Compression::None => size_hint + size_hint / 16,
             _ => size_hint / 4 + 64,
         });
         let body = match self.compression {
             Compression::None => self.write_rows(out, rows).map_err(fail)?,
+            Compression::Snappy => return Err(fail(std::io::Error::other("snappy is only a Parquet column codec"))),
             Compression::Gzip => {
                 let level = flate2::Compression::new(u32::try_from(self.level).unwrap_or(5));
                 let encoder = flate2::write::GzEncoder::new(out, level);
@@ -260,6 +330,16 @@ impl Encoder {
             }
         };
         Ok(Bytes::from(body))
+    }
+
+    /// One Parquet file of `rows` (the cells of [`Row`]s).
+    ///
+    /// # Errors
+    /// When the Parquet writer fails, or this is not a Parquet encoder.
+    pub fn parquet_body(&self, rows: &[Vec<Cell>]) -> Result<Bytes, EncodeError> {
+        let fail = |source| EncodeError::Parquet { rows: rows.len(), source };
+        let writer = self.parquet.as_ref().ok_or_else(|| fail(::parquet::errors::ParquetError::General("no Parquet schema".to_owned())))?;
+        writer.file(rows).map_err(fail)
     }
 
     fn write_rows<'r, W: Write>(&self, mut out: W, rows: impl IntoIterator<Item = &'r Bytes>) -> std::io::Result<W> {

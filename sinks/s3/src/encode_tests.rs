@@ -31,7 +31,7 @@ fn bytes(text: &[u8]) -> Record {
 pub(crate) fn decompress(compression: Compression, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match compression {
-        Compression::None => out.extend_from_slice(body),
+        Compression::None | Compression::Snappy => out.extend_from_slice(body),
         Compression::Gzip => {
             flate2::read::GzDecoder::new(body).read_to_end(&mut out).expect("valid gzip");
         }

@@ -6,8 +6,13 @@
 //! type = "s3"
 //! bucket = "my-bucket"                     # required
 //! key = "{stream}/{yyyy}/{MM}/{dd}/{HH}/{shard_id}-{first_seq}-{first_subseq}-{last_seq}-{last_subseq}"
-//! encoding = "ndjson"                      # ndjson | csv | raw
-//! compression = "gzip"                     # none | gzip | zstd
+//! encoding = "ndjson"                      # ndjson | csv | raw | parquet
+//! compression = "gzip"                     # none | gzip | zstd (parquet: snappy | zstd | gzip | none)
+//!
+//! # with encoding = "parquet": the columns, by dotted JSON path
+//! [sink.parquet]
+//! schema = { user = "string", amount = "double", ts = "timestamp_ms", "geo.country" = "string" }
+//! required = ["user"]
 //! ```
 //!
 //! - **Keys are deterministic**: they are rendered from the records an
@@ -21,7 +26,9 @@
 //!   dead-lettered with the reason). A record missing a field is
 //!   dead-lettered with the reason; the rest of the batch goes on.
 //! - **Bad records**: with `ndjson` or `csv` a record that is not JSON (or,
-//!   for CSV, not an object) is rejected with the parser's message.
+//!   for CSV, not an object) is rejected with the parser's message; with
+//!   `parquet` also a record that does not fit the schema (a wrong type, a
+//!   required field missing), with the field and the reason.
 //! - **Errors**: throttling (`SlowDown`, 503), 5xx and timeouts are
 //!   retriable (after the SDK's own `request_max_attempts`); access denied
 //!   and a missing bucket are permanent: those records are dead-lettered
@@ -30,7 +37,8 @@
 //!   at start with a clear message.
 //!
 //! Modules: [`config`] (keys and `validate`), [`template`] (keys),
-//! [`encode`] (rows and compression), [`batch`] (records to objects),
+//! [`encode`] (rows and compression), [`parquet`] (Parquet schema, rows
+//! and files), [`batch`] (records to objects),
 //! [`upload`] (PutObject and multipart), [`error`] (classification).
 #![warn(missing_docs)]
 
@@ -38,6 +46,7 @@ pub mod batch;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod parquet;
 pub mod template;
 pub mod upload;
 
@@ -53,7 +62,7 @@ use shardline_plugin_sdk::{
 
 use crate::batch::Planner;
 use crate::config::{ChecksumCalculation, Config};
-use crate::encode::Encoder;
+use crate::encode::{Encoder, Encoding};
 use crate::template::{TimeZoneSpec, Zone};
 use crate::upload::Uploader;
 
@@ -74,12 +83,13 @@ fn describe_keys(info: PluginInfo) -> PluginInfo {
         .key(key("profile", "shared config profile; default none"))
         .key(key("force_path_style", "path-style URLs (endpoint/bucket/key); default false"))
         .key(key("checksum_calculation", "\"when_supported\" (default) or \"when_required\" (S3-compatible stores without checksum trailers)"))
-        .key(key("encoding", "\"ndjson\" (default; records must be JSON), \"csv\" (JSON objects) or \"raw\" (bytes)"))
+        .key(key("encoding", "\"ndjson\" (default; records must be JSON), \"csv\" (JSON objects), \"raw\" (bytes) or \"parquet\" (JSON objects, columns from [sink.parquet])"))
+        .key(key("parquet", "[sink.parquet] with encoding = \"parquet\": schema = { <dotted path> = \"string|int64|double|bool|timestamp_ms|json\", ... } (required), required = [columns that must be present and non-null] (default none)"))
         .key(key("csv_fields", "CSV columns, dotted JSON paths; required with encoding = \"csv\" (default none)"))
         .key(key("csv_header", "first line of each CSV object names the columns; default true"))
         .key(key("raw_delimiter", "written after each record with encoding = \"raw\"; default \"\\n\""))
-        .key(key("compression", "\"none\", \"gzip\" (default) or \"zstd\"; sets Content-Encoding and the extension"))
-        .key(key("compression_level", "gzip 0-9 (default 5), zstd 1-19 (default 3)"))
+        .key(key("compression", "\"none\", \"gzip\" (default) or \"zstd\"; sets Content-Encoding and the extension; with encoding = \"parquet\" the column codec: \"snappy\" (default there), \"zstd\", \"gzip\" or \"none\""))
+        .key(key("compression_level", "gzip 0-9 (default 5), zstd 1-19 (default 3); none for snappy"))
         .key(key("time_zone", "time zone of the key's time parts: \"UTC\" (default), an offset (\"+02:00\") or an IANA name (\"Europe/Paris\", from the system tz database)"))
         .key(key("max_partitions", "most objects ({field.*} partitions) per batch; records of further partitions are dead-lettered; default 100"))
         .key(key("multipart_threshold", "objects larger than this (compressed) use multipart upload; default \"16MiB\", at least multipart_part_size, at most 5GiB"))
@@ -87,7 +97,7 @@ fn describe_keys(info: PluginInfo) -> PluginInfo {
         .key(key("max_concurrent_uploads", "objects, or parts of one object, in flight per batch; default 4"))
         .key(key("request_max_attempts", "attempts per S3 request by the AWS SDK (its own back-off) before the pipeline's retries take over; default 3"))
         .key(key("request_timeout", "time limit of one request attempt; default \"60s\""))
-        .key(key("content_encoding", "set Content-Encoding on compressed objects; default true"))
+        .key(key("content_encoding", "set Content-Encoding on compressed objects; default true (not with parquet)"))
 }
 
 #[async_trait]
@@ -97,7 +107,7 @@ impl SinkPlugin for S3Sink {
     fn describe() -> PluginInfo {
         describe_keys(
             PluginInfo::new("s3", env!("CARGO_PKG_VERSION"))
-                .description("one S3 object per batch and partition: NDJSON, CSV or raw; gzip or zstd; multipart above a threshold"),
+                .description("one S3 object per batch and partition: NDJSON, CSV, raw or Parquet; gzip, zstd or snappy; multipart above a threshold"),
         )
     }
 
@@ -126,7 +136,20 @@ impl SinkPlugin for S3Sink {
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         }
         let client = aws_sdk_s3::Client::from_conf(builder.build());
-        let encoder = Encoder::new(config.encoding, &config.csv_fields, config.csv_header, &config.raw_delimiter, config.compression, config.compression_level);
+        let compression = config.compression();
+        let encoder = match config.encoding {
+            Encoding::Parquet => {
+                let schema = config.parquet_schema().map_err(|problems| {
+                    invalid(problems.iter().map(|(key, message)| format!("`{key}`: {message}")).collect::<Vec<_>>().join("; "))
+                })?;
+                let columns = schema.columns.len();
+                let writer = crate::parquet::FileWriter::new(Arc::new(schema), compression, config.compression_level)
+                    .map_err(|e| invalid(format!("`compression`: {e}")))?;
+                tracing::debug!(pipeline = %ctx.pipeline, columns, "parquet schema ready");
+                Encoder::parquet(writer)
+            }
+            _ => Encoder::new(config.encoding, &config.csv_fields, config.csv_header(), config.raw_delimiter(), compression, config.compression_level),
+        };
         let planner = Planner {
             template,
             zone,
@@ -135,9 +158,9 @@ impl SinkPlugin for S3Sink {
             pipeline: ctx.pipeline.clone(),
             max_partitions: config.max_partitions,
             content_type: config.encoding.content_type(),
-            content_encoding: if config.content_encoding { config.compression.content_encoding() } else { None },
+            content_encoding: config.content_encoding(),
         };
-        tracing::info!(pipeline = %ctx.pipeline, bucket = %config.bucket, key = %config.key, encoding = ?config.encoding, compression = ?config.compression, "s3 sink ready");
+        tracing::info!(pipeline = %ctx.pipeline, bucket = %config.bucket, key = %config.key, encoding = ?config.encoding, compression = ?compression, "s3 sink ready");
         Ok(S3Sink {
             planner: Arc::new(planner),
             uploader: Uploader {

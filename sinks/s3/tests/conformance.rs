@@ -54,7 +54,7 @@ impl SinkUnderTest for S3UnderTest {
             case(format!("{base}buckt = 1"), Some("buckt")),
             case(format!("{base}key = \"{}/{{stream}}/{{shardid}}\"", scope.name), Some("key")),
             case(format!("{base}key = \"{}/{{stream}}\"", scope.name), Some("key")),
-            case(format!("{base}compression = \"lz4\""), None),
+            case(format!("{base}compression = \"lz4\""), Some("compression")),
             case(format!("{base}compression = \"gzip\"\ncompression_level = 11"), Some("compression_level")),
             case(format!("{base}multipart_threshold = \"1MiB\""), Some("multipart_threshold")),
             case(format!("{base}multipart_part_size = \"6GiB\""), Some("multipart_part_size")),
@@ -142,13 +142,20 @@ fn the_plugin_describes_every_key_it_accepts() {
         "multipart_part_size": "16MiB", "max_concurrent_uploads": 2, "request_max_attempts": 2, "request_timeout": "5s",
         "content_encoding": false,
     });
-    let accepted: Vec<&str> = all.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    // `[sink.parquet]` only goes with encoding = "parquet" (and csv_* not).
+    let parquet = serde_json::json!({
+        "bucket": "b-1", "encoding": "parquet", "compression": "snappy",
+        "parquet": { "schema": { "user": "string", "geo.country": "string" }, "required": ["user"] },
+    });
+    let mut accepted: Vec<&str> = all.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    accepted.push("parquet");
     let mut sorted_described = described.clone();
     sorted_described.sort_unstable();
     let mut sorted_accepted = accepted.clone();
     sorted_accepted.sort_unstable();
     assert_eq!(sorted_described, sorted_accepted);
     assert_eq!(support::plugin().validate(&all), Ok(()));
+    assert_eq!(support::plugin().validate(&parquet), Ok(()));
     for key in &info.config_keys {
         assert!(key.required || key.description.contains("default"), "`{}` must document its default: {}", key.name, key.description);
     }
