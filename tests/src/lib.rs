@@ -38,6 +38,7 @@ pub mod dynamodb_sink;
 mod emulators;
 pub mod fault_proxy;
 pub mod fault_scenario;
+mod kcl;
 mod kinesis;
 mod kpl;
 mod leases;
@@ -53,6 +54,7 @@ mod worker;
 
 pub use binary::{output_within, shardline_bin};
 pub use chromium::Chromium;
+pub use kcl::KclWorker;
 pub use checks::{delivered_ids, delivery_counts, last_sequence_per_shard, wait_for_ids};
 pub use emulators::{unique_name, Emulators, TestDir};
 pub use kinesis::{Kinesis, PutResult, ShardInfo, TestRecord};

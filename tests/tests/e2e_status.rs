@@ -2,11 +2,13 @@
 //! - on a running worker's DynamoDB lease table (kinesis-mock + dynalite):
 //!   every shard with its owner, the checkpoint the table holds, and the
 //!   owner's lag and records/s from its `/metrics`; `--json` and text;
-//! - on a table holding only the Java KCL 2.x lease attributes (written
+//! - on the lease table of the real Java KCL 2.5.8 (`tests/kcl`'s worker):
+//!   its leases, owner and checkpoints, with no Shardline attribute;
+//! - on a table holding the KCL 2.x lease attributes for a reshard (written
 //!   here through the DynamoDB API with the attribute names and types of
-//!   KCL 2.5.8's `DynamoDBLeaseSerializer`): parent/child state without any
-//!   Shardline attribute; an unanswered `--metrics` address is reported,
-//!   and the status still exits 0.
+//!   KCL 2.5.8's items: an ended parent with children, an unowned child):
+//!   parent/child state; an unanswered `--metrics` address is reported, and
+//!   the status still exits 0.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -223,4 +225,49 @@ async fn status_of_a_missing_dynamodb_table_names_it_and_exits_1() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with("error: pipeline ") && stderr.contains(spec.lease_table()), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_the_lease_table_of_the_real_java_kcl() {
+    let Some(emulators) = Emulators::from_env() else { return };
+    let Some(bin) = shardline_bin() else { return };
+    let Some(classpath) = KclWorker::classpath() else { return };
+    let dir = TestDir::new("status-real-kcl");
+    let kinesis = Kinesis::new(&emulators.kinesis_endpoint);
+    let stream = kinesis.create_stream("e2e-status-kcl", 2).await.expect("create stream");
+    let records: Vec<TestRecord> = (0..100).map(|i| TestRecord::json(format!("pk-{i}"), &json!({ "id": format!("k-{i:03}") }))).collect();
+    let puts = kinesis.put_records(&stream, &records).await.expect("put records");
+    let app = unique_name("kcl-app");
+    let kcl = KclWorker::start(&classpath, &emulators, &stream, &app, "kcl-worker-1", dir.path());
+    // The KCL waits a random 1-30 s before its first shard sync.
+    let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
+    let last = last_sequence_per_shard(&puts);
+    wait_until(Duration::from_secs(120), "the KCL to read and checkpoint every record", || {
+        let read = kcl.lines().len();
+        let leases = &leases;
+        let last = &last;
+        async move {
+            let stored = leases.scan().await?;
+            Ok(read >= 100 && last.iter().all(|(shard, seq)| stored.iter().any(|l| &l.lease_key == shard && l.checkpoint.as_deref() == Some(seq.as_str()))))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+
+    let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
+    spec.leases = LeaseStore::Dynamodb { table: app.clone(), endpoint: emulators.dynamodb_endpoint.clone() };
+    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    let report = json_report(&status(&bin, dir.path(), &pipeline, &["--once", "--json", "--metrics", "127.0.0.1:9", "--interval", "100ms"]));
+    assert_eq!(report["table"], app.as_str());
+    assert_eq!(report["shards"].as_array().map(Vec::len), Some(2), "{report}");
+    for (shard_id, sequence) in &last {
+        let row = shard(&report, shard_id);
+        assert_eq!(row["owner"], kcl.id(), "{row}");
+        assert_eq!(row["checkpoint"], sequence.as_str(), "the KCL's checkpoint: {row}");
+        assert_eq!(row["state"], "open", "{row}");
+        assert!(row["lease_counter"].as_u64().is_some_and(|c| c >= 1), "{row}");
+    }
+    assert_eq!(report["workers"][0]["worker_id"], kcl.id(), "{report}");
+    assert_eq!(report["workers"][0]["leases"], 2, "{report}");
+    assert!(kcl.errors().is_empty(), "the KCL logged errors:\n{}", kcl.log());
 }
