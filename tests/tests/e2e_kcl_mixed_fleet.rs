@@ -1,0 +1,159 @@
+//! A mixed fleet on one lease table: the real Java KCL 2.5.8 (`tests/kcl`)
+//! and a Shardline worker read one 4-shard stream (kinesis-mock + dynalite).
+//!
+//! 1. The leases end up split between them, and the lease items each one
+//!    writes have the same attribute names and DynamoDB types.
+//! 2. kill -9 of the KCL worker: Shardline takes its leases and resumes
+//!    right after the KCL's checkpoints (no record at or before a KCL
+//!    checkpoint is delivered again by Shardline), and no record is lost.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use shardline_e2e::*;
+
+/// The type letter of an attribute value (`S`, `N`, `SS`, ...).
+fn type_of(value: &AttributeValue) -> &'static str {
+    match value {
+        AttributeValue::S(_) => "S",
+        AttributeValue::N(_) => "N",
+        AttributeValue::Ss(_) => "SS",
+        AttributeValue::Ns(_) => "NS",
+        AttributeValue::B(_) => "B",
+        AttributeValue::Bool(_) => "BOOL",
+        AttributeValue::L(_) => "L",
+        AttributeValue::M(_) => "M",
+        AttributeValue::Null(_) => "NULL",
+        _ => "other",
+    }
+}
+
+/// Every lease item as (owner, attribute name → type).
+async fn raw_items(leases: &LeaseTable) -> Vec<(String, BTreeMap<String, &'static str>)> {
+    let page = leases.client.scan().table_name(&leases.table).consistent_read(true).send().await.expect("scan the lease table");
+    page.items()
+        .iter()
+        .map(|item| {
+            let owner = match item.get("leaseOwner") {
+                Some(AttributeValue::S(owner)) => owner.clone(),
+                _ => String::new(),
+            };
+            (owner, item.iter().map(|(k, v)| (k.clone(), type_of(v))).collect())
+        })
+        .collect()
+}
+
+fn ids_of(lines: &[String]) -> HashSet<String> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kcl_worker_and_a_shardline_worker_share_leases_and_hand_over_after_kill_9() {
+    let Some(emulators) = Emulators::from_env() else { return };
+    let Some(bin) = shardline_bin() else { return };
+    let Some(classpath) = KclWorker::classpath() else { return };
+    let dir = TestDir::new("kcl-mixed-fleet");
+    let kinesis = Kinesis::new(&emulators.kinesis_endpoint);
+    let stream = kinesis.create_stream("e2e-kcl-mixed", 4).await.expect("create stream");
+    let record = |i: usize| TestRecord::json(format!("pk-{i}"), &json!({ "id": format!("m-{i:04}") }));
+    let first: Vec<TestRecord> = (0..400).map(record).collect();
+    kinesis.put_records(&stream, &first).await.expect("put records");
+
+    // The KCL creates the table and the leases; Shardline joins it.
+    let app = unique_name("kcl-mixed");
+    let kcl = KclWorker::start(&classpath, &emulators, &stream, &app, "kcl-worker", dir.path());
+    let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
+    wait_until(Duration::from_secs(120), "the KCL to hold leases", || async { Ok(leases.owner_counts().await?.get("kcl-worker").is_some_and(|n| *n > 0)) })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
+    spec.leases = LeaseStore::Dynamodb { table: app.clone(), endpoint: emulators.dynamodb_endpoint.clone() };
+    spec.transforms = Vec::new();
+    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    let shardline = Worker::start(&bin, &pipeline, "shardline-worker", dir.path());
+
+    // 1. The leases split, and the records are read once between them.
+    wait_until(Duration::from_secs(120), "both workers to hold leases", || async {
+        let counts = leases.owner_counts().await?;
+        Ok(counts.get("kcl-worker").is_some_and(|n| *n > 0) && counts.get("shardline-worker").is_some_and(|n| *n > 0) && counts.values().sum::<usize>() == 4)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    let expected_first: HashSet<String> = (0..400).map(|i| format!("m-{i:04}")).collect();
+    wait_until(Duration::from_secs(120), "every record read by one of the workers", || {
+        let mut seen = ids_of(&kcl.lines());
+        seen.extend(delivered_ids(&OutputRecord::read_dir(&spec.sink_dir)));
+        let result = shardline.ensure_running().map(|()| expected_first.is_subset(&seen));
+        async move { result }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    // Both have checkpointed their shards: compare the items they wrote.
+    wait_until(Duration::from_secs(60), "every lease checkpointed past TRIM_HORIZON", || async {
+        Ok(leases.scan().await?.iter().all(|l| l.checkpoint.as_deref().is_some_and(is_sequence_number)))
+    })
+    .await
+    .expect("checkpoints");
+    let items = raw_items(&leases).await;
+    let of = |owner: &str| -> BTreeSet<(String, &'static str)> {
+        items.iter().filter(|(o, _)| o == owner).flat_map(|(_, attrs)| attrs.iter().map(|(k, t)| (k.clone(), *t))).collect()
+    };
+    let (by_kcl, by_shardline) = (of("kcl-worker"), of("shardline-worker"));
+    assert!(!by_kcl.is_empty() && !by_shardline.is_empty(), "{items:?}");
+    assert_eq!(by_shardline, by_kcl, "the attributes (name, type) of the leases each writes");
+    for attribute in ["leaseKey", "leaseOwner", "leaseCounter", "checkpoint", "checkpointSubSequenceNumber", "ownerSwitchesSinceCheckpoint"] {
+        assert!(by_kcl.iter().any(|(k, _)| k == attribute), "{attribute} missing from the KCL's items: {by_kcl:?}");
+    }
+
+    // 2. kill -9 the KCL: Shardline resumes its shards after its checkpoints.
+    let kcl_checkpoints: HashMap<String, (String, u64)> = leases
+        .scan()
+        .await
+        .expect("scan")
+        .into_iter()
+        .filter(|l| l.lease_owner.as_deref() == Some("kcl-worker"))
+        .filter_map(|l| Some((l.lease_key.clone(), (l.checkpoint.clone()?, l.checkpoint_sub_sequence_number.unwrap_or(0)))))
+        .collect();
+    assert!(!kcl_checkpoints.is_empty());
+    let kcl_read = ids_of(&kcl.lines());
+    // What Shardline delivered before the kill (it may have read some of
+    // these shards before the leases settled).
+    let before: HashSet<(String, String, u64)> =
+        OutputRecord::read_dir(&spec.sink_dir).into_iter().map(|r| (r.shard_id, r.sequence_number, r.sub_sequence_number)).collect();
+    drop(kcl);
+    let second: Vec<TestRecord> = (400..600).map(record).collect();
+    kinesis.put_records(&stream, &second).await.expect("put more records");
+    wait_until(Duration::from_secs(120), "Shardline to hold every lease", || async { Ok(leases.owner_counts().await?.get("shardline-worker") == Some(&4)) })
+        .await
+        .expect("Shardline takes the KCL's leases");
+    let expected: HashSet<String> = (0..600).map(|i| format!("m-{i:04}")).collect();
+    wait_until(Duration::from_secs(120), "every record read", || {
+        let mut seen = kcl_read.clone();
+        seen.extend(delivered_ids(&OutputRecord::read_dir(&spec.sink_dir)));
+        let result = shardline.ensure_running().map(|()| expected.is_subset(&seen));
+        async move { result }
+    })
+    .await
+    .expect("nothing lost across the hand-over");
+    for record in OutputRecord::read_dir(&spec.sink_dir) {
+        if before.contains(&(record.shard_id.clone(), record.sequence_number.clone(), record.sub_sequence_number)) {
+            continue;
+        }
+        if let Some((sequence, sub)) = kcl_checkpoints.get(&record.shard_id) {
+            assert_eq!(
+                cmp_checkpoint((&record.sequence_number, record.sub_sequence_number), (sequence, *sub)),
+                std::cmp::Ordering::Greater,
+                "Shardline delivered {} of {} at or before the KCL's checkpoint {sequence}/{sub}",
+                record.sequence_number,
+                record.shard_id
+            );
+        }
+    }
+    shardline.sigterm_and_wait(Duration::from_secs(30)).expect("Shardline stops");
+}
