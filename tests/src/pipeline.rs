@@ -47,6 +47,8 @@ pub struct PipelineSpec {
     pub failover_time: String,
     /// `leases.checkpoint_interval`, if set.
     pub checkpoint_interval: Option<String>,
+    /// `leases.release_on_shutdown`, if set.
+    pub release_on_shutdown: Option<bool>,
     /// `[[transforms]]` types, in order (transforms without options).
     pub transforms: Vec<String>,
     /// `buffer.max_records`.
@@ -84,6 +86,7 @@ impl PipelineSpec {
             },
             failover_time: "3s".into(),
             checkpoint_interval: Some("500ms".into()),
+            release_on_shutdown: None,
             transforms: vec!["parse_json".into()],
             buffer_max_records: 100,
             buffer_max_bytes: "1MiB".into(),
@@ -152,6 +155,9 @@ impl PipelineSpec {
             "failover_time = {}\n",
             quoted(&self.failover_time)
         ));
+        if let Some(release) = self.release_on_shutdown {
+            t.push_str(&format!("release_on_shutdown = {release}\n"));
+        }
         if let Some(interval) = &self.checkpoint_interval {
             t.push_str(&format!("checkpoint_interval = {}\n", quoted(interval)));
         }

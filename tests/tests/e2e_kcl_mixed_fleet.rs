@@ -157,3 +157,65 @@ async fn a_kcl_worker_and_a_shardline_worker_share_leases_and_hand_over_after_ki
     }
     shardline.sigterm_and_wait(Duration::from_secs(30)).expect("Shardline stops");
 }
+
+/// 3. The other way: Shardline reads and checkpoints a stream alone, the
+///    KCL joins, Shardline is stopped with SIGTERM (a graceful shutdown:
+///    final checkpoints written; with `release_on_shutdown = false`, as a
+///    table shared with KCL 2.x workers needs, the leases are left to
+///    expire as the KCL's own are), and the KCL takes every lease
+///    and reads exactly the records put after Shardline's checkpoints, none
+///    before, logging no error or exception while reading Shardline's
+///    items. No records flow while both run, so no lease moves with a batch
+///    in flight and the overlap is exactly zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_shardline_sigterm_the_kcl_resumes_right_after_shardlines_checkpoints() {
+    let Some(emulators) = Emulators::from_env() else { return };
+    let Some(bin) = shardline_bin() else { return };
+    let Some(classpath) = KclWorker::classpath() else { return };
+    let dir = TestDir::new("kcl-after-shardline");
+    let kinesis = Kinesis::new(&emulators.kinesis_endpoint);
+    let stream = kinesis.create_stream("e2e-kcl-after", 4).await.expect("create stream");
+    let record = |i: usize| TestRecord::json(format!("pk-{i}"), &json!({ "id": format!("h-{i:04}") }));
+    let first: Vec<TestRecord> = (0..300).map(record).collect();
+    let puts = kinesis.put_records(&stream, &first).await.expect("put records");
+
+    let app = unique_name("shardline-first");
+    let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
+    spec.leases = LeaseStore::Dynamodb { table: app.clone(), endpoint: emulators.dynamodb_endpoint.clone() };
+    spec.transforms = Vec::new();
+    // Released (unowned) leases the KCL 2.5.8 had seen owned make its lease
+    // taker throw a NullPointerException in chooseLeasesToSteal until they
+    // expire for it: see the README.
+    spec.release_on_shutdown = Some(false);
+    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    let shardline = Worker::start(&bin, &pipeline, "shardline-worker", dir.path());
+    let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
+    let last = last_sequence_per_shard(&puts);
+    wait_until(Duration::from_secs(90), "Shardline to checkpoint every shard at its last record", || async {
+        shardline.ensure_running()?;
+        let stored = leases.scan().await?;
+        Ok(last.iter().all(|(shard, seq)| stored.iter().any(|l| &l.lease_key == shard && l.checkpoint.as_deref() == Some(seq.as_str()))))
+    })
+    .await
+    .expect("Shardline's checkpoints");
+
+    let kcl = KclWorker::start(&classpath, &emulators, &stream, &app, "kcl-worker", dir.path());
+    wait_until(Duration::from_secs(120), "the KCL to take some of Shardline's leases", || async {
+        Ok(leases.owner_counts().await?.get("kcl-worker").is_some_and(|n| *n > 0))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    shardline.sigterm_and_wait(Duration::from_secs(60)).expect("Shardline drains and exits");
+    let second: Vec<TestRecord> = (300..500).map(record).collect();
+    kinesis.put_records(&stream, &second).await.expect("put more records");
+    let expected: HashSet<String> = (300..500).map(|i| format!("h-{i:04}")).collect();
+    wait_until(Duration::from_secs(120), "the KCL to hold every lease and read the new records", || async {
+        Ok(leases.owner_counts().await?.get("kcl-worker") == Some(&4) && expected.is_subset(&ids_of(&kcl.lines())))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    let read = ids_of(&kcl.lines());
+    let again: Vec<&String> = read.iter().filter(|id| !expected.contains(*id)).collect();
+    assert!(again.is_empty(), "the KCL read again {} records Shardline had checkpointed: {:?}", again.len(), again.iter().take(5).collect::<Vec<_>>());
+    assert!(kcl.errors().is_empty(), "the KCL logged errors reading Shardline's items:\n{}", kcl.log());
+}

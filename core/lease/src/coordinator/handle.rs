@@ -188,6 +188,13 @@ impl LeaseHandle {
                 }
             }
         }
+        if !self.inner.shared.config.release_on_shutdown {
+            // Left owned: it expires for the other workers after the
+            // failover time, as the KCL 2.x's leases do.
+            *lock(&self.inner.lease) = current;
+            self.mark_lost("stopped; left to expire (release_on_shutdown = false)", false);
+            return Ok(());
+        }
         match store.evict(&current).await {
             Ok(written) => {
                 *lock(&self.inner.lease) = written;

@@ -51,6 +51,11 @@ pub struct CoordinatorConfig {
     pub max_leases_per_worker: usize,
     /// Most leases stolen from another worker in one taker run. Default 1.
     pub max_leases_to_steal_at_once: usize,
+    /// A released lease (graceful shutdown) is handed back: its owner is
+    /// removed so another worker takes it at once. `false` leaves it owned,
+    /// to expire after the failover time, as the Java KCL 2.x does; needed
+    /// on a table shared with KCL 2.x workers (see the README). Default true.
+    pub release_on_shutdown: bool,
 }
 
 impl Default for CoordinatorConfig {
@@ -61,6 +66,7 @@ impl Default for CoordinatorConfig {
             failover_time: Duration::from_secs(10),
             max_leases_per_worker: usize::MAX,
             max_leases_to_steal_at_once: 1,
+            release_on_shutdown: true,
         }
     }
 }

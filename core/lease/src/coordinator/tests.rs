@@ -415,3 +415,19 @@ async fn a_write_whose_answer_was_lost_is_recognised() {
     assert!(handle.is_lost());
     a.coordinator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_release_on_shutdown_a_released_lease_keeps_its_owner_and_checkpoint() {
+    let store = seeded(1).await;
+    let mut a = Worker::start(&store, CoordinatorConfig { release_on_shutdown: false, failover_time: Duration::from_secs(5), ..config("a") });
+    let handle = a.handles.recv().await.unwrap();
+    a.coordinator.stop_taking();
+    let at = Checkpoint::At(shardline_api::Position::new(
+        shardline_api::SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898").unwrap(),
+        0,
+    ));
+    handle.release(Some(at.clone())).await.unwrap();
+    assert!(handle.is_lost(), "the handle is given up");
+    let stored = store.get_lease(handle.lease_key()).await.unwrap().unwrap();
+    assert_eq!((stored.lease_owner.as_deref(), stored.checkpoint), (Some("a"), at), "still owned, checkpointed, left to expire");
+}

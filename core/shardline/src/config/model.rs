@@ -168,6 +168,9 @@ fn default_max_records() -> i32 {
 fn default_idle_interval() -> HumanDuration {
     HumanDuration::from_secs(1)
 }
+fn default_true() -> bool {
+    true
+}
 fn default_idle_after() -> HumanDuration {
     HumanDuration::from_secs(2)
 }
@@ -227,6 +230,14 @@ pub struct LeasesConfig {
     /// Default 1.
     #[serde(default = "default_steal")]
     pub max_leases_to_steal_at_once: usize,
+    /// At a graceful shutdown, hand every lease back (owner removed, after
+    /// its final checkpoint) so another worker takes it at once; `false`
+    /// leaves the leases owned, to expire after `failover_time`, as the
+    /// Java KCL 2.x does. Set `false` on a table shared with KCL 2.x
+    /// workers (KCL 2.5.8's lease taker fails on a lease it saw owned that
+    /// has no owner). Default `true`.
+    #[serde(default = "default_true")]
+    pub release_on_shutdown: bool,
     /// Least time between two checkpoints of one shard (checkpoints are
     /// also written at shard end and at shutdown). Default `"5s"`.
     #[serde(default = "default_checkpoint_interval")]
@@ -294,6 +305,7 @@ impl Default for LeasesConfig {
             failover_time: default_failover_time(),
             max_leases_per_worker: None,
             max_leases_to_steal_at_once: default_steal(),
+            release_on_shutdown: true,
             checkpoint_interval: default_checkpoint_interval(),
             cleanup_interval: default_cleanup_interval(),
             request_timeout: default_leases_request_timeout(),

@@ -253,6 +253,7 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         failover_time: config.leases.failover_time.get(),
         max_leases_per_worker: config.leases.max_leases_per_worker.unwrap_or(usize::MAX),
         max_leases_to_steal_at_once: config.leases.max_leases_to_steal_at_once,
+        release_on_shutdown: config.leases.release_on_shutdown,
     };
     let (coordinator, mut acquired) = LeaseCoordinator::start(store.clone(), coordinator_config);
     let cleanup = LeaseCleanup::start(store.clone(), pipeline.clone(), config.leases.cleanup_interval.get());
@@ -366,7 +367,9 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
         tracing::warn!(pipeline = %pipeline, error = %e, "sink close failed");
     }
     coordinator.shutdown().await;
-    release_orphaned_leases(store.as_ref(), &options.worker_id, &pipeline).await;
+    if config.leases.release_on_shutdown {
+        release_orphaned_leases(store.as_ref(), &options.worker_id, &pipeline).await;
+    }
     tracing::info!(pipeline = %pipeline, "pipeline stopped");
     match failure {
         Some(e) => Err(e),
