@@ -17,6 +17,7 @@ import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
 import software.amazon.kinesis.common.ConfigsBuilder;
 import software.amazon.kinesis.common.InitialPositionInStream;
 import software.amazon.kinesis.common.InitialPositionInStreamExtended;
+import software.amazon.kinesis.common.LeaseCleanupConfig;
 import software.amazon.kinesis.coordinator.Scheduler;
 import software.amazon.kinesis.leases.LeaseManagementConfig;
 import software.amazon.kinesis.lifecycle.events.InitializationInput;
@@ -41,7 +42,9 @@ import software.amazon.kinesis.retrieval.polling.PollingConfig;
  * Environment: KINESIS_ENDPOINT, DYNAMODB_ENDPOINT (loopback emulators),
  * STREAM, APP_NAME (the lease table), WORKER_ID, OUT_FILE; optional
  * FAILOVER_MS (default 3000), SHARD_SYNC_MS (default 1000), IDLE_MS
- * (default 200). Every client has an endpoint override; CloudWatch metrics
+ * (default 200), LEASE_CLEANUP_MS and COMPLETED_CLEANUP_MS (how often the
+ * LeaseCleanupManager runs, and deletes the leases of finished shards whose
+ * children have started; KCL defaults 60 000 and 300 000). Every client has an endpoint override; CloudWatch metrics
  * are off (its client points at the discard port). SIGTERM shuts the
  * scheduler down gracefully (leases checkpointed and released).
  * Lifecycle events go to stderr as "KCL-EVENT <what> <shard>" lines.
@@ -85,6 +88,7 @@ public final class ShardlineKclWorker {
         LeaseManagementConfig leases = configs.leaseManagementConfig()
                 .failoverTimeMillis(Long.parseLong(env("FAILOVER_MS", "3000")))
                 .shardSyncIntervalMillis(Long.parseLong(env("SHARD_SYNC_MS", "1000")));
+        cleanupIntervals(leases);
         Scheduler scheduler = new Scheduler(configs.checkpointConfig(), configs.coordinatorConfig(), leases, configs.lifecycleConfig(),
                 configs.metricsConfig().metricsLevel(MetricsLevel.NONE).metricsFactory(new NullMetricsFactory()),
                 configs.processorConfig(), retrieval);
@@ -98,6 +102,26 @@ public final class ShardlineKclWorker {
         }, "graceful-shutdown"));
         event("start " + worker, "-");
         scheduler.run();
+    }
+
+    /**
+     * LEASE_CLEANUP_MS / COMPLETED_CLEANUP_MS. LeaseManagementConfig has no
+     * setter for its LeaseCleanupConfig in KCL 2.5.x (a final field), so it
+     * is replaced by reflection, in tests only.
+     */
+    static void cleanupIntervals(LeaseManagementConfig leases) throws Exception {
+        String every = System.getenv("LEASE_CLEANUP_MS"), completed = System.getenv("COMPLETED_CLEANUP_MS");
+        if (every == null && completed == null) return;
+        LeaseCleanupConfig current = leases.leaseCleanupConfig();
+        LeaseCleanupConfig changed = LeaseCleanupConfig.builder()
+                .leaseCleanupIntervalMillis(every == null ? current.leaseCleanupIntervalMillis() : Long.parseLong(every))
+                .completedLeaseCleanupIntervalMillis(completed == null ? current.completedLeaseCleanupIntervalMillis() : Long.parseLong(completed))
+                .garbageLeaseCleanupIntervalMillis(current.garbageLeaseCleanupIntervalMillis())
+                .build();
+        java.lang.reflect.Field field = LeaseManagementConfig.class.getDeclaredField("leaseCleanupConfig");
+        field.setAccessible(true);
+        field.set(leases, changed);
+        event("lease-cleanup " + changed.leaseCleanupIntervalMillis() + "/" + changed.completedLeaseCleanupIntervalMillis(), "-");
     }
 
     static final class Processor implements ShardRecordProcessor {

@@ -44,6 +44,15 @@ impl KclWorker {
     /// # Panics
     /// When `java` cannot be spawned.
     pub fn start(classpath: &str, emulators: &Emulators, stream: &str, app: &str, id: &str, dir: &Path) -> KclWorker {
+        KclWorker::start_with_env(classpath, emulators, stream, app, id, dir, &[])
+    }
+
+    /// [`KclWorker::start`] with more environment for the worker (e.g.
+    /// `LEASE_CLEANUP_MS`, see `tests/kcl/ShardlineKclWorker.java`).
+    ///
+    /// # Panics
+    /// When `java` cannot be spawned.
+    pub fn start_with_env(classpath: &str, emulators: &Emulators, stream: &str, app: &str, id: &str, dir: &Path, env: &[(&str, &str)]) -> KclWorker {
         let out = dir.join(format!("kcl-{id}.out"));
         let log = dir.join(format!("kcl-{id}.log"));
         let child = Command::new("java")
@@ -54,6 +63,7 @@ impl KclWorker {
             .env("APP_NAME", app)
             .env("WORKER_ID", id)
             .env("OUT_FILE", &out)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display())))

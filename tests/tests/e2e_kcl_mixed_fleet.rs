@@ -219,3 +219,92 @@ async fn after_a_shardline_sigterm_the_kcl_resumes_right_after_shardlines_checkp
     assert!(again.is_empty(), "the KCL read again {} records Shardline had checkpointed: {:?}", again.len(), again.iter().take(5).collect::<Vec<_>>());
     assert!(kcl.errors().is_empty(), "the KCL logged errors reading Shardline's items:\n{}", kcl.log());
 }
+
+/// 4. A split of a shard the KCL owns and of one Shardline owns: every
+///    record is read (children after their parents' SHARD_END, whoever
+///    owned the parent); then the KCL's LeaseCleanupManager (intervals
+///    shortened) deletes the finished parents' leases, and for several of
+///    Shardline's shard syncs after that no parent lease comes back and no
+///    parent record is read again, by either worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again() {
+    let Some(emulators) = Emulators::from_env() else { return };
+    let Some(bin) = shardline_bin() else { return };
+    let Some(classpath) = KclWorker::classpath() else { return };
+    let dir = TestDir::new("kcl-split-cleanup");
+    let kinesis = Kinesis::new(&emulators.kinesis_endpoint);
+    let stream = kinesis.create_stream("e2e-kcl-split", 2).await.expect("create stream");
+    let record = |i: usize| TestRecord::json(format!("pk-{i}"), &json!({ "id": format!("s-{i:04}") }));
+    let first: Vec<TestRecord> = (0..200).map(record).collect();
+    kinesis.put_records(&stream, &first).await.expect("put records");
+
+    let app = unique_name("kcl-split");
+    let kcl = KclWorker::start_with_env(&classpath, &emulators, &stream, &app, "kcl-worker", dir.path(), &[("LEASE_CLEANUP_MS", "1000"), ("COMPLETED_CLEANUP_MS", "1000")]);
+    let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
+    wait_until(Duration::from_secs(120), "the KCL to hold leases", || async { Ok(leases.owner_counts().await?.get("kcl-worker").is_some_and(|n| *n > 0)) })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
+    spec.leases = LeaseStore::Dynamodb { table: app.clone(), endpoint: emulators.dynamodb_endpoint.clone() };
+    spec.transforms = Vec::new();
+    spec.release_on_shutdown = Some(false);
+    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    let shardline = Worker::start(&bin, &pipeline, "shardline-worker", dir.path());
+    wait_until(Duration::from_secs(120), "one lease each", || async {
+        let counts = leases.owner_counts().await?;
+        Ok(counts.get("kcl-worker") == Some(&1) && counts.get("shardline-worker") == Some(&1))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+
+    // Split both parents: one owned by each worker.
+    let parents: Vec<String> = kinesis.list_shards(&stream).await.expect("list shards").into_iter().map(|s| s.shard_id).collect();
+    for parent in &parents {
+        kinesis.split_shard_in_half(&stream, parent).await.expect("split");
+    }
+    let second: Vec<TestRecord> = (200..400).map(record).collect();
+    kinesis.put_records(&stream, &second).await.expect("put records after the split");
+    let expected: HashSet<String> = (0..400).map(|i| format!("s-{i:04}")).collect();
+    wait_until(Duration::from_secs(180), "every record read, children included", || {
+        let mut seen = ids_of(&kcl.lines());
+        seen.extend(delivered_ids(&OutputRecord::read_dir(&spec.sink_dir)));
+        let result = shardline.ensure_running().map(|()| expected.is_subset(&seen));
+        async move { result }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+
+    // The KCL deletes the finished parents' leases.
+    let cleaned = wait_until(Duration::from_secs(120), "the parents' leases deleted by the KCL's cleanup", || async {
+        let keys: HashSet<String> = leases.scan().await?.into_iter().map(|l| l.lease_key).collect();
+        Ok(parents.iter().all(|p| !keys.contains(p)))
+    })
+    .await;
+    if let Err(e) = cleaned {
+        let stored = leases.scan().await.unwrap_or_default();
+        panic!("{e}\nleases: {:?}\nKCL log:\n{}", Lease::summary(&stored), kcl.log());
+    }
+    let parent_reads = |kcl_lines: &[String]| -> (usize, usize) {
+        let by_shardline = OutputRecord::read_dir(&spec.sink_dir).iter().filter(|r| parents.contains(&r.shard_id)).count();
+        // The KCL writes only the data: the first batch went to the parents.
+        let first_ids: HashSet<String> = (0..200).map(|i| format!("s-{i:04}")).collect();
+        let by_kcl = kcl_lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["id"].as_str().is_some_and(|id| first_ids.contains(id)))
+            .count();
+        (by_shardline, by_kcl)
+    };
+    let at_cleanup = parent_reads(&kcl.lines());
+    // Several shard syncs of Shardline (every 1 s) and cleanup runs of the
+    // KCL (every 1 s) later: still gone, and nothing re-read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        let keys: HashSet<String> = leases.scan().await.expect("scan").into_iter().map(|l| l.lease_key).collect();
+        assert!(parents.iter().all(|p| !keys.contains(p)), "a parent lease came back: {keys:?}");
+        shardline.ensure_running().expect("Shardline runs");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(parent_reads(&kcl.lines()), at_cleanup, "(Shardline, KCL) reads of parent records after the cleanup");
+    assert!(kcl.errors().is_empty(), "the KCL logged errors:\n{}", kcl.log());
+}
