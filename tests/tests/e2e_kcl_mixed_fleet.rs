@@ -221,11 +221,13 @@ async fn after_a_shardline_sigterm_the_kcl_resumes_right_after_shardlines_checkp
 }
 
 /// 4. A split of a shard the KCL owns and of one Shardline owns: every
-///    record is read (children after their parents' SHARD_END, whoever
-///    owned the parent); then the KCL's LeaseCleanupManager (intervals
-///    shortened) deletes the finished parents' leases, and for several of
-///    Shardline's shard syncs after that no parent lease comes back and no
-///    parent record is read again, by either worker.
+///    record is read; the two ended parents' items (`SHARD_END`,
+///    `childShardIds`), one written by each, have the same attributes and
+///    types and name the same children as `ListShards`; then the KCL's
+///    LeaseCleanupManager (intervals shortened) deletes the finished
+///    parents' leases, and for several of Shardline's shard syncs after
+///    that no parent lease comes back and no parent record is read again,
+///    by either worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again() {
     let Some(emulators) = Emulators::from_env() else { return };
@@ -239,7 +241,9 @@ async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again
     kinesis.put_records(&stream, &first).await.expect("put records");
 
     let app = unique_name("kcl-split");
-    let kcl = KclWorker::start_with_env(&classpath, &emulators, &stream, &app, "kcl-worker", dir.path(), &[("LEASE_CLEANUP_MS", "1000"), ("COMPLETED_CLEANUP_MS", "1000")]);
+    // Finished parents are deleted 5 s after their children started at the
+    // earliest: time enough to read their ended items first.
+    let kcl = KclWorker::start_with_env(&classpath, &emulators, &stream, &app, "kcl-worker", dir.path(), &[("LEASE_CLEANUP_MS", "1000"), ("COMPLETED_CLEANUP_MS", "5000")]);
     let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
     wait_until(Duration::from_secs(120), "the KCL to hold leases", || async { Ok(leases.owner_counts().await?.get("kcl-worker").is_some_and(|n| *n > 0)) })
         .await
@@ -264,6 +268,64 @@ async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again
     }
     let second: Vec<TestRecord> = (200..400).map(record).collect();
     kinesis.put_records(&stream, &second).await.expect("put records after the split");
+    let owner_of: HashMap<String, String> = leases.scan().await.expect("scan").into_iter().filter_map(|l| Some((l.lease_key, l.lease_owner?))).collect();
+    let parent_owners: BTreeSet<Option<&String>> = parents.iter().map(|p| owner_of.get(p)).collect();
+    assert_eq!(parent_owners.len(), 2, "one parent each: {owner_of:?}");
+
+    // Both parents ended: the KCL's item and Shardline's agree.
+    let ended: std::sync::Mutex<Vec<(String, BTreeMap<String, &'static str>)>> = std::sync::Mutex::new(Vec::new());
+    let found = wait_until(Duration::from_secs(120), "both parents at SHARD_END with their children", || {
+        let client = leases.client.clone();
+        let table = leases.table.clone();
+        let parents = parents.clone();
+        let ended = &ended;
+        async move {
+            let page = client.scan().table_name(&table).consistent_read(true).send().await?;
+            let items: Vec<_> = page.items().iter().filter(|i| matches!(i.get("leaseKey"), Some(AttributeValue::S(k)) if parents.contains(k))).cloned().collect();
+            let done = items.len() == parents.len()
+                && items.iter().all(|i| matches!(i.get("checkpoint"), Some(AttributeValue::S(c)) if c == "SHARD_END") && i.contains_key("childShardIds"));
+            if done {
+                *ended.lock().unwrap_or_else(|p| p.into_inner()) = items
+                    .iter()
+                    .map(|i| {
+                        let key = match i.get("leaseKey") {
+                            Some(AttributeValue::S(k)) => k.clone(),
+                            _ => String::new(),
+                        };
+                        let children = match i.get("childShardIds") {
+                            // A string set has no order.
+                            Some(AttributeValue::Ss(c)) => {
+                                let mut c = c.clone();
+                                c.sort();
+                                c.join(",")
+                            }
+                            _ => String::new(),
+                        };
+                        let mut attrs: BTreeMap<String, &'static str> = i.iter().map(|(k, v)| (k.clone(), type_of(v))).collect();
+                        attrs.insert(format!("children={children}"), "");
+                        (key, attrs)
+                    })
+                    .collect();
+            }
+            Ok(done)
+        }
+    })
+    .await;
+    if let Err(e) = found {
+        let stored = leases.scan().await.unwrap_or_default();
+        panic!("{e}\nleases: {:?}\nKCL log:\n{}", Lease::summary(&stored), kcl.log());
+    }
+    let ended = ended.into_inner().unwrap_or_else(|p| p.into_inner());
+    let shards = kinesis.list_shards(&stream).await.expect("list shards");
+    for (key, attrs) in &ended {
+        let mut children: Vec<String> = shards.iter().filter(|s| s.parent_shard_id.as_deref() == Some(key.as_str())).map(|s| s.shard_id.clone()).collect();
+        children.sort();
+        assert!(attrs.contains_key(&format!("children={}", children.join(","))), "{key}'s childShardIds are its children {children:?}: {attrs:?}");
+    }
+    let without_children = |attrs: &BTreeMap<String, &'static str>| -> BTreeSet<(String, &'static str)> {
+        attrs.iter().filter(|(k, _)| !k.starts_with("children=")).map(|(k, t)| (k.clone(), *t)).collect()
+    };
+    assert_eq!(without_children(&ended[0].1), without_children(&ended[1].1), "the ended parents' attributes, one ended by each worker ({owner_of:?})");
     let expected: HashSet<String> = (0..400).map(|i| format!("s-{i:04}")).collect();
     wait_until(Duration::from_secs(180), "every record read, children included", || {
         let mut seen = ids_of(&kcl.lines());
