@@ -224,16 +224,7 @@ impl JsonPath {
 }
 
 /// `a string`, `an object`… for messages.
-pub fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub use shardline_api::json_kind as kind;
 
 /// Parses every path of a list option, naming the option and the bad path.
 pub(crate) fn parse_all<'a>(

@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use shardline_api::{Payload, Record, Transform, TransformError};
+use shardline_api::{json_kind as kind, Payload, Record, Transform, TransformError};
 
 /// The type name in configuration.
 pub const NAME: &str = "split";
@@ -34,16 +34,6 @@ impl Split {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 impl Transform for Split {
     fn name(&self) -> &str {

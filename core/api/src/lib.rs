@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod json;
 mod record;
 mod sequence;
 mod shard;
@@ -16,6 +17,7 @@ mod transform;
 mod units;
 
 pub use error::ErrorKind;
+pub use json::json_kind;
 pub use record::{Payload, Record, RecordMeta, RejectedRecord};
 pub use sequence::{Checkpoint, ParseSequenceError, Position, SequenceNumber};
 pub use shard::ShardInfo;

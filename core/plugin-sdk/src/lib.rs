@@ -120,7 +120,7 @@ use serde::de::DeserializeOwned;
 
 pub use async_trait::async_trait;
 pub use info::{ConfigKey, ConfigProblem, InitContext, PluginInfo};
-pub use shardline_api::{BatchFence, ByteSize, ErrorKind, HumanDuration, Payload, Record, RecordMeta, RecordStatus, SequenceNumber, SinkError};
+pub use shardline_api::{json_kind, BatchFence, ByteSize, ErrorKind, HumanDuration, Payload, Record, RecordMeta, RecordStatus, SequenceNumber, SinkError};
 /// The C ABI this SDK implements (for hosts and tests; plugins do not need it).
 pub use shardline_plugin_abi as abi;
 

@@ -279,20 +279,10 @@ pub fn time_from_json(value: &serde_json::Value) -> Result<SystemTime, String> {
             let time = if millis >= 0.0 { UNIX_EPOCH.checked_add(offset) } else { UNIX_EPOCH.checked_sub(offset) };
             time.ok_or_else(|| format!("{millis} ms is out of range"))
         }
-        other => Err(format!("is {}, not an RFC 3339 string or epoch milliseconds", kind_of(other))),
+        other => Err(format!("is {}, not an RFC 3339 string or epoch milliseconds", shardline_plugin_sdk::json_kind(other))),
     }
 }
 
-fn kind_of(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `t`/space for `T`, `z` for `Z`.
 fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {

@@ -15,6 +15,7 @@
 //! `required`.
 
 use serde_json::Value;
+use shardline_plugin_sdk::json_kind as kind;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -138,16 +139,6 @@ fn rfc3339_millis(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("`{}` is out of range", excerpt(text)))
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 /// The kind of a value and a short excerpt of it, for reasons.
 fn shown(value: &Value) -> String {
