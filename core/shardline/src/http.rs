@@ -50,10 +50,13 @@ fn bind_error_message(address: &str, error: &std::io::Error) -> String {
 /// The style sheet the quickstart page and the `run --web` page share.
 const SHARED_STYLE: &str = include_str!("page.css");
 
-/// `page` with its `/*SHARED_STYLE*/` placeholder replaced by the shared
-/// style sheet.
-pub(crate) fn with_shared_style(page: &str) -> String {
-    page.replacen("/*SHARED_STYLE*/", SHARED_STYLE, 1)
+/// The script they share: `hms` and the polling loop.
+const SHARED_SCRIPT: &str = include_str!("page.js");
+
+/// `page` with its `/*SHARED_STYLE*/` and `/*SHARED_SCRIPT*/` placeholders
+/// replaced by the shared style sheet and script.
+pub(crate) fn with_shared_parts(page: &str) -> String {
+    page.replacen("/*SHARED_STYLE*/", SHARED_STYLE, 1).replacen("/*SHARED_SCRIPT*/", SHARED_SCRIPT, 1)
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` is cancelled, answering

@@ -15,8 +15,8 @@ use super::state::DashboardState;
 use crate::http::respond;
 use crate::metrics::Telemetry;
 
-/// The page, compiled in, with the style it shares with `run --web`'s.
-static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::http::with_shared_style(include_str!("page.html")));
+/// The page, compiled in, with the style and script it shares with `run --web`'s.
+static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::http::with_shared_parts(include_str!("page.html")));
 
 /// Binds `address` and serves until `shutdown`. Returns the bound address.
 ///

@@ -31,8 +31,8 @@ pub const REFRESH: Duration = Duration::from_secs(1);
 /// After this long without a request, the view stops being recomputed.
 pub const IDLE_AFTER: Duration = Duration::from_secs(10);
 
-/// The page, compiled in, with the style it shares with the quickstart's.
-static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::http::with_shared_style(include_str!("page.html")));
+/// The page, compiled in, with the style and script it shares with the quickstart's.
+static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::http::with_shared_parts(include_str!("page.html")));
 
 /// The counters of a pipeline the page shows, by metric name.
 const COUNTERS: [(&str, &str); 6] = [
