@@ -30,19 +30,53 @@ fn type_of(value: &AttributeValue) -> &'static str {
     }
 }
 
+/// An item's attributes: name → type.
+fn attributes(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, &'static str> {
+    item.iter().map(|(k, v)| (k.clone(), type_of(v))).collect()
+}
+
+/// A string attribute of an item; empty when absent or not a string.
+fn string_attribute(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => value.clone(),
+        _ => String::new(),
+    }
+}
+
 /// Every lease item as (owner, attribute name → type).
 async fn raw_items(leases: &LeaseTable) -> Vec<(String, BTreeMap<String, &'static str>)> {
     let page = leases.client.scan().table_name(&leases.table).consistent_read(true).send().await.expect("scan the lease table");
-    page.items()
-        .iter()
-        .map(|item| {
-            let owner = match item.get("leaseOwner") {
-                Some(AttributeValue::S(owner)) => owner.clone(),
-                _ => String::new(),
-            };
-            (owner, item.iter().map(|(k, v)| (k.clone(), type_of(v))).collect())
-        })
-        .collect()
+    page.items().iter().map(|item| (string_attribute(item, "leaseOwner"), attributes(item))).collect()
+}
+
+/// A Shardline pipeline on the lease table `app` (the KCL's application
+/// name), delivering the payloads as they are (no transforms).
+fn shardline_on_table(emulators: &Emulators, stream: &str, dir: &TestDir, app: &str, release_on_shutdown: Option<bool>) -> (PipelineSpec, std::path::PathBuf) {
+    let mut spec = PipelineSpec::new(emulators, stream, dir.path());
+    spec.leases = LeaseStore::Dynamodb { table: app.to_owned(), endpoint: emulators.dynamodb_endpoint.clone() };
+    spec.transforms = Vec::new();
+    spec.release_on_shutdown = release_on_shutdown;
+    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    (spec, pipeline)
+}
+
+/// Waits until the KCL worker holds at least one lease.
+async fn wait_for_kcl_leases(leases: &LeaseTable, kcl: &KclWorker) {
+    wait_until(Duration::from_secs(120), "the KCL to hold leases", || async { Ok(leases.owner_counts().await?.get(kcl.id()).is_some_and(|n| *n > 0)) })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+}
+
+/// Waits until every id of `expected` was read by the KCL (`kcl_read`
+/// gives its ids) or delivered by Shardline, which must keep running.
+async fn wait_read_by_either(what: &str, timeout: Duration, expected: &HashSet<String>, kcl_read: impl Fn() -> HashSet<String>, spec: &PipelineSpec, shardline: &Worker) -> anyhow::Result<()> {
+    wait_until(timeout, what, || {
+        let mut seen = kcl_read();
+        seen.extend(delivered_ids(&OutputRecord::read_dir(&spec.sink_dir)));
+        let result = shardline.ensure_running().map(|()| expected.is_subset(&seen));
+        async move { result }
+    })
+    .await
 }
 
 fn ids_of(lines: &[String]) -> HashSet<String> {
@@ -69,13 +103,8 @@ async fn a_kcl_worker_and_a_shardline_worker_share_leases_and_hand_over_after_ki
     let app = unique_name("kcl-mixed");
     let kcl = KclWorker::start(&classpath, &emulators, &stream, &app, "kcl-worker", dir.path());
     let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
-    wait_until(Duration::from_secs(120), "the KCL to hold leases", || async { Ok(leases.owner_counts().await?.get("kcl-worker").is_some_and(|n| *n > 0)) })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
-    let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
-    spec.leases = LeaseStore::Dynamodb { table: app.clone(), endpoint: emulators.dynamodb_endpoint.clone() };
-    spec.transforms = Vec::new();
-    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    wait_for_kcl_leases(&leases, &kcl).await;
+    let (spec, pipeline) = shardline_on_table(&emulators, &stream, &dir, &app, None);
     let shardline = Worker::start(&bin, &pipeline, "shardline-worker", dir.path());
 
     // 1. The leases split, and the records are read once between them.
@@ -86,14 +115,9 @@ async fn a_kcl_worker_and_a_shardline_worker_share_leases_and_hand_over_after_ki
     .await
     .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
     let expected_first: HashSet<String> = (0..400).map(|i| format!("m-{i:04}")).collect();
-    wait_until(Duration::from_secs(120), "every record read by one of the workers", || {
-        let mut seen = ids_of(&kcl.lines());
-        seen.extend(delivered_ids(&OutputRecord::read_dir(&spec.sink_dir)));
-        let result = shardline.ensure_running().map(|()| expected_first.is_subset(&seen));
-        async move { result }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    wait_read_by_either("every record read by one of the workers", Duration::from_secs(120), &expected_first, || ids_of(&kcl.lines()), &spec, &shardline)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
     // Both have checkpointed their shards: compare the items they wrote.
     wait_until(Duration::from_secs(60), "every lease checkpointed past TRIM_HORIZON", || async {
         Ok(leases.scan().await?.iter().all(|l| l.checkpoint.as_deref().is_some_and(is_sequence_number)))
@@ -133,13 +157,8 @@ async fn a_kcl_worker_and_a_shardline_worker_share_leases_and_hand_over_after_ki
         .await
         .expect("Shardline takes the KCL's leases");
     let expected: HashSet<String> = (0..600).map(|i| format!("m-{i:04}")).collect();
-    wait_until(Duration::from_secs(120), "every record read", || {
-        let mut seen = kcl_read.clone();
-        seen.extend(delivered_ids(&OutputRecord::read_dir(&spec.sink_dir)));
-        let result = shardline.ensure_running().map(|()| expected.is_subset(&seen));
-        async move { result }
-    })
-    .await
+    wait_read_by_either("every record read", Duration::from_secs(120), &expected, || kcl_read.clone(), &spec, &shardline)
+        .await
     .expect("nothing lost across the hand-over");
     for record in OutputRecord::read_dir(&spec.sink_dir) {
         if before.contains(&(record.shard_id.clone(), record.sequence_number.clone(), record.sub_sequence_number)) {
@@ -180,14 +199,10 @@ async fn after_a_shardline_sigterm_the_kcl_resumes_right_after_shardlines_checkp
     let puts = kinesis.put_records(&stream, &first).await.expect("put records");
 
     let app = unique_name("shardline-first");
-    let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
-    spec.leases = LeaseStore::Dynamodb { table: app.clone(), endpoint: emulators.dynamodb_endpoint.clone() };
-    spec.transforms = Vec::new();
     // Released (unowned) leases the KCL 2.5.8 had seen owned make its lease
     // taker throw a NullPointerException in chooseLeasesToSteal until they
     // expire for it: see the README.
-    spec.release_on_shutdown = Some(false);
-    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    let (_spec, pipeline) = shardline_on_table(&emulators, &stream, &dir, &app, Some(false));
     let shardline = Worker::start(&bin, &pipeline, "shardline-worker", dir.path());
     let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
     let last = last_sequence_per_shard(&puts);
@@ -245,14 +260,8 @@ async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again
     // earliest: time enough to read their ended items first.
     let kcl = KclWorker::start_with_env(&classpath, &emulators, &stream, &app, "kcl-worker", dir.path(), &[("LEASE_CLEANUP_MS", "1000"), ("COMPLETED_CLEANUP_MS", "5000")]);
     let leases = LeaseTable::new(&emulators.dynamodb_endpoint, &app);
-    wait_until(Duration::from_secs(120), "the KCL to hold leases", || async { Ok(leases.owner_counts().await?.get("kcl-worker").is_some_and(|n| *n > 0)) })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
-    let mut spec = PipelineSpec::new(&emulators, &stream, dir.path());
-    spec.leases = LeaseStore::Dynamodb { table: app.clone(), endpoint: emulators.dynamodb_endpoint.clone() };
-    spec.transforms = Vec::new();
-    spec.release_on_shutdown = Some(false);
-    let pipeline = spec.write(dir.path(), "pipeline.toml");
+    wait_for_kcl_leases(&leases, &kcl).await;
+    let (spec, pipeline) = shardline_on_table(&emulators, &stream, &dir, &app, Some(false));
     let shardline = Worker::start(&bin, &pipeline, "shardline-worker", dir.path());
     wait_until(Duration::from_secs(120), "one lease each", || async {
         let counts = leases.owner_counts().await?;
@@ -281,17 +290,13 @@ async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again
         let ended = &ended;
         async move {
             let page = client.scan().table_name(&table).consistent_read(true).send().await?;
-            let items: Vec<_> = page.items().iter().filter(|i| matches!(i.get("leaseKey"), Some(AttributeValue::S(k)) if parents.contains(k))).cloned().collect();
-            let done = items.len() == parents.len()
-                && items.iter().all(|i| matches!(i.get("checkpoint"), Some(AttributeValue::S(c)) if c == "SHARD_END") && i.contains_key("childShardIds"));
+            let items: Vec<_> = page.items().iter().filter(|i| parents.contains(&string_attribute(i, "leaseKey"))).cloned().collect();
+            let done = items.len() == parents.len() && items.iter().all(|i| string_attribute(i, "checkpoint") == "SHARD_END" && i.contains_key("childShardIds"));
             if done {
                 *ended.lock().unwrap_or_else(|p| p.into_inner()) = items
                     .iter()
                     .map(|i| {
-                        let key = match i.get("leaseKey") {
-                            Some(AttributeValue::S(k)) => k.clone(),
-                            _ => String::new(),
-                        };
+                        let key = string_attribute(i, "leaseKey");
                         let children = match i.get("childShardIds") {
                             // A string set has no order.
                             Some(AttributeValue::Ss(c)) => {
@@ -301,7 +306,7 @@ async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again
                             }
                             _ => String::new(),
                         };
-                        let mut attrs: BTreeMap<String, &'static str> = i.iter().map(|(k, v)| (k.clone(), type_of(v))).collect();
+                        let mut attrs = attributes(i);
                         attrs.insert(format!("children={children}"), "");
                         (key, attrs)
                     })
@@ -327,14 +332,9 @@ async fn after_a_split_the_kcl_cleans_up_the_parents_and_nobody_reads_them_again
     };
     assert_eq!(without_children(&ended[0].1), without_children(&ended[1].1), "the ended parents' attributes, one ended by each worker ({owner_of:?})");
     let expected: HashSet<String> = (0..400).map(|i| format!("s-{i:04}")).collect();
-    wait_until(Duration::from_secs(180), "every record read, children included", || {
-        let mut seen = ids_of(&kcl.lines());
-        seen.extend(delivered_ids(&OutputRecord::read_dir(&spec.sink_dir)));
-        let result = shardline.ensure_running().map(|()| expected.is_subset(&seen));
-        async move { result }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
+    wait_read_by_either("every record read, children included", Duration::from_secs(180), &expected, || ids_of(&kcl.lines()), &spec, &shardline)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nKCL log:\n{}", kcl.log()));
 
     // The KCL deletes the finished parents' leases.
     let cleaned = wait_until(Duration::from_secs(120), "the parents' leases deleted by the KCL's cleanup", || async {
