@@ -78,6 +78,18 @@ pub async fn load_sdk_config(connection: &AwsConnection) -> SdkConfig {
     config
 }
 
+/// [`load_sdk_config`], then [`check_credentials`] within
+/// [`CREDENTIALS_TIMEOUT`]: the config of a client that is about to be
+/// used. `what` names what needs the credentials, for the message.
+///
+/// # Errors
+/// [`CredentialsError`] when no credentials can be had.
+pub async fn load_checked_sdk_config(connection: &AwsConnection, what: &str) -> Result<SdkConfig, CredentialsError> {
+    let config = load_sdk_config(connection).await;
+    check_credentials(&config, what, CREDENTIALS_TIMEOUT).await?;
+    Ok(config)
+}
+
 /// Test support: an [`SdkConfig`] with static credentials for an emulator at
 /// `endpoint` in `us-east-1`, with the default [`Timeouts`]. Never reads the
 /// environment.

@@ -155,25 +155,17 @@ pub async fn run_pipeline(config: PipelineConfig, options: RunOptions, shutdown:
 
     // Credentials before anything calls AWS: without them every call would
     // be retried until its bound, logging the chain's internals each time.
-    let source_connection = config.source_connection();
+    let credentials_error = |source| PipelineError::Credentials { pipeline: pipeline.clone(), source };
     let embedded_source = config.source.endpoint.as_deref() == Some(shardline_local_kinesis::EMBEDDED_ENDPOINT);
     let source_sdk_config = if embedded_source {
         None
     } else {
-        let sdk_config = shardline_aws::load_sdk_config(&source_connection).await;
-        shardline_aws::check_credentials(&sdk_config, "the kinesis source", shardline_aws::CREDENTIALS_TIMEOUT)
-            .await
-            .map_err(|source| PipelineError::Credentials { pipeline: pipeline.clone(), source })?;
-        Some(sdk_config)
+        Some(shardline_aws::load_checked_sdk_config(&config.source_connection(), "the kinesis source").await.map_err(credentials_error)?)
     };
     let lease_sdk_config = match config.leases.store {
         LeaseStoreKind::Embedded => None,
         LeaseStoreKind::Dynamodb => {
-            let sdk_config = shardline_aws::load_sdk_config(&config.lease_connection()).await;
-            shardline_aws::check_credentials(&sdk_config, "the dynamodb lease table", shardline_aws::CREDENTIALS_TIMEOUT)
-                .await
-                .map_err(|source| PipelineError::Credentials { pipeline: pipeline.clone(), source })?;
-            Some(sdk_config)
+            Some(shardline_aws::load_checked_sdk_config(&config.lease_connection(), "the dynamodb lease table").await.map_err(credentials_error)?)
         }
     };
 

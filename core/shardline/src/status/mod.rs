@@ -335,8 +335,7 @@ impl LeaseReader {
         let dynamodb = match config.leases.store {
             LeaseStoreKind::Embedded => None,
             LeaseStoreKind::Dynamodb => {
-                let sdk_config = shardline_aws::load_sdk_config(&config.lease_connection()).await;
-                shardline_aws::check_credentials(&sdk_config, "the dynamodb lease table", shardline_aws::CREDENTIALS_TIMEOUT)
+                let sdk_config = shardline_aws::load_checked_sdk_config(&config.lease_connection(), "the dynamodb lease table")
                     .await
                     .map_err(|source| StatusError::Credentials { pipeline: config.name.clone(), source })?;
                 Some(DynamoDbLeaseStore::new(aws_sdk_dynamodb::Client::new(&sdk_config), config.lease_table().to_owned()))
